@@ -1,0 +1,1 @@
+"""rlm_agent: the brain. Never imports inferguard; speaks versioned dict payloads."""
