@@ -166,3 +166,22 @@ SIGNALS: dict[str, str] = {
     "gpu_fb_used_ratio": "framebuffer used / (used + free)",
     "gpu_util": "GPU utilisation, 0-1",
 }
+
+
+# One parsed label set. Parsers may share one dict between samples with identical label text:
+# treat it as read-only.
+Labels = dict[str, str]
+
+
+@dataclass(slots=True)
+class Exposition:
+    """A parsed Prometheus text page, reduced to the sample names the normalisers asked for.
+
+    ``samples`` maps a *sample* name (``vllm:ttft_seconds_bucket``, ``vllm:num_requests_running``)
+    to its ``(labels, value)`` pairs in page order. ``types`` maps a *family* name to its TYPE.
+    ``sample_lines`` counts every sample line on the page, kept or not.
+    """
+
+    samples: dict[str, list[tuple[Labels, float]]] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    sample_lines: int = 0
