@@ -1,0 +1,54 @@
+"""Detector thresholds. Defaults are the operator names from issue #2 where they exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    # KV cache (KV_ALERT_THRESHOLD). Real overload swings 0.5–1.0, so firing looks at the recent peak
+    # with corroboration, and clearing needs the peak to fall well below (hysteresis).
+    kv_threshold: float = 0.85
+    kv_clear: float = 0.70
+    kv_critical: float = 0.97
+    kv_peak_samples: int = 3
+    kv_time_to_full_warn_s: float = 120.0
+    # Queue.
+    queue_threshold: float = 8.0
+    queue_critical: float = 50.0
+    # Preemptions per second.
+    preemption_rate: float = 0.5
+    preemption_critical: float = 10.0
+    # Latency regressions against a learned baseline (TTFT_ALERT_MULTIPLIER).
+    ttft_multiplier: float = 2.0
+    ttft_min_s: float = 0.2
+    itl_multiplier: float = 2.0
+    itl_min_s: float = 0.05
+    # Prefix cache: hit ratio below this fraction of its baseline (baseline must be meaningful).
+    prefix_drop_fraction: float = 0.5
+    prefix_min_baseline: float = 0.2
+    # Errors.
+    error_ratio: float = 0.05
+    error_ratio_critical: float = 0.25
+    # Speculative decoding acceptance below this fraction of its baseline.
+    spec_drop_fraction: float = 0.5
+    # GPU.
+    gpu_temp_c: float = 90.0
+    # Persistence (evaluations in a row) and hysteresis.
+    fire_after: int = 2
+    clear_after: int = 3
+    unreachable_after: int = 2
+    restart_hold: int = 3
+    warmup_after_restart: int = 3
+    baseline_min_samples: int = 3
+    baseline_alpha: float = 0.2
+
+    def with_overrides(self, overrides: dict[str, Any]) -> DetectorConfig:
+        """Per-target thresholds from the targets file; unknown keys are a ValueError naming them."""
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise ValueError(f"unknown threshold(s): {', '.join(bad)}")
+        return replace(self, **overrides)

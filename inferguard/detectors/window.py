@@ -1,0 +1,70 @@
+"""What a detector sees: recent signals for one target/model plus the learned baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from inferguard.models import Evidence, Severity, Signals
+
+State = Literal["fire", "clear", "hold", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One detector's verdict for one evaluation, before persistence.
+
+    ``fire``: the firing condition holds. ``clear``: the (separate, stricter) clear condition holds.
+    ``hold``: neither (the hysteresis band). ``unknown``: the signals it needs are missing.
+    """
+
+    state: State
+    severity: Severity = "warning"
+    summary: str = ""
+    evidence: tuple[Evidence, ...] = ()
+
+
+UNKNOWN = Condition("unknown")
+CLEAR = Condition("clear")
+HOLD = Condition("hold")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    samples: Sequence[Signals]
+    baselines: Mapping[str, float] = field(default_factory=dict)
+    warming_up: bool = False  # just restarted or came back: regressions are not judged yet
+
+    @property
+    def last(self) -> Signals:
+        return self.samples[-1]
+
+    def latest(self, name: str) -> float | None:
+        return self.samples[-1].values.get(name) if self.samples else None
+
+    def recent(self, name: str, n: int) -> list[float]:
+        """The last ``n`` samples' known values of ``name`` (unknown ones are skipped, not zeroed)."""
+        out: list[float] = []
+        for s in self.samples[-n:]:
+            v = s.values.get(name)
+            if v is not None:
+                out.append(v)
+        return out
+
+    def slope(self, name: str, n: int) -> float | None:
+        """Least-squares slope per second of ``name`` over the last ``n`` samples; None if < 3 points."""
+        pts = [(s.ts, s.values[name]) for s in self.samples[-n:] if name in s.values]
+        if len(pts) < 3:
+            return None
+        mt = sum(t for t, _ in pts) / len(pts)
+        mv = sum(v for _, v in pts) / len(pts)
+        den = sum((t - mt) ** 2 for t, _ in pts)
+        if den <= 0:
+            return None
+        return sum((t - mt) * (v - mv) for t, v in pts) / den
+
+
+def ev(signal: str, value: float | None, threshold: float | None = None, op: str = "", note: str = "") -> Evidence:
+    return Evidence(signal=signal, value=None if value is None else round(value, 6),
+                    threshold=threshold, op=op, note=note)
