@@ -1,1 +1,5 @@
-"""InferGuard."""
+"""Incidents: correlation of findings per target, stable fingerprints, lifecycle and flap damping."""
+
+from inferguard.incidents.lifecycle import Anomaly, Incident, IncidentBook, IncidentEvent, fingerprint
+
+__all__ = ["Anomaly", "Incident", "IncidentBook", "IncidentEvent", "fingerprint"]

@@ -1,0 +1,187 @@
+"""Fold findings on one target into one incident: open → updated → resolved, with flap damping."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from inferguard.models import SEVERITY_RANK, Finding
+
+EventKind = Literal["opened", "updated", "resolved"]
+
+
+@dataclass(slots=True)
+class Anomaly:
+    code: str
+    model: str
+    severity: str
+    summary: str
+    since: float
+    evidence: list[dict[str, Any]]
+    active: bool = True
+    cleared_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "model": self.model, "severity": self.severity, "active": self.active,
+                "summary": self.summary, "since": self.since, "cleared_at": self.cleared_at,
+                "evidence": self.evidence}
+
+
+@dataclass(slots=True)
+class Incident:
+    id: str
+    fingerprint: str
+    target: str
+    engine: str
+    model: str
+    opened_at: float
+    updated_at: float
+    severity: str = "warning"
+    peak_severity: str = "warning"
+    resolved_at: float | None = None
+    anomalies: dict[tuple[str, str], Anomaly] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    synthetic: bool = False
+    flaps: int = 0
+    quiet_streak: int = 0
+    diagnosis: dict[str, Any] | None = None
+    advisories: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "resolved" if self.resolved_at is not None else "open"
+
+    def active_codes(self) -> list[str]:
+        return sorted({a.code for a in self.anomalies.values() if a.active})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "fingerprint": self.fingerprint, "target": self.target, "engine": self.engine,
+            "model": self.model, "severity": self.severity, "peak_severity": self.peak_severity,
+            "status": self.status, "synthetic": self.synthetic, "labels": dict(self.labels),
+            "codes": sorted({a.code for a in self.anomalies.values()}),
+            "anomalies": [a.to_dict() for a in self.anomalies.values()],
+            "opened_at": self.opened_at, "updated_at": self.updated_at, "resolved_at": self.resolved_at,
+            "flaps": self.flaps, "diagnosis": self.diagnosis, "advisories": list(self.advisories),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    kind: EventKind
+    incident: Incident
+    changes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": f"incident.{self.kind}", "changes": list(self.changes),
+                "incident": self.incident.to_dict()}
+
+
+def fingerprint(target: str, model: str, codes: Iterable[str]) -> str:
+    """Stable across the incident's life: what opened it, where."""
+    key = "|".join([target, model, *sorted(set(codes))])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class IncidentBook:
+    """Every incident, by target. One open incident per target at a time."""
+
+    def __init__(self, *, resolve_after: int = 2, reopen_within_s: float = 180.0) -> None:
+        self.resolve_after = resolve_after
+        self.reopen_within_s = reopen_within_s
+        self._open: dict[str, Incident] = {}
+        self._last_resolved: dict[str, Incident] = {}
+        self.history: list[Incident] = []
+
+    def open_incidents(self) -> list[Incident]:
+        return list(self._open.values())
+
+    def get(self, incident_id: str) -> Incident | None:
+        return next((i for i in self.history if i.id == incident_id), None)
+
+    def update(
+        self,
+        target: str,
+        ts: float,
+        findings: list[Finding],
+        *,
+        engine: str,
+        model: str,
+        labels: Mapping[str, str] | None = None,
+        synthetic: bool = False,
+    ) -> list[IncidentEvent]:
+        inc = self._open.get(target)
+        if inc is None:
+            if not findings:
+                return []
+            return [self._open_or_reopen(target, ts, findings, engine, model, labels, synthetic)]
+        changes = self._apply(inc, ts, findings)
+        if engine != "unknown":
+            inc.engine = engine
+        if not findings:
+            inc.quiet_streak += 1
+            if inc.quiet_streak >= self.resolve_after:
+                inc.resolved_at = inc.updated_at = ts
+                del self._open[target]
+                self._last_resolved[target] = inc
+                return [IncidentEvent("resolved", inc, ("all anomalies cleared",))]
+        else:
+            inc.quiet_streak = 0
+        if changes:
+            inc.updated_at = ts
+            return [IncidentEvent("updated", inc, tuple(changes))]
+        return []
+
+    def _open_or_reopen(self, target: str, ts: float, findings: list[Finding], engine: str, model: str,
+                        labels: Mapping[str, str] | None, synthetic: bool) -> IncidentEvent:
+        prev = self._last_resolved.get(target)
+        if prev is not None and prev.resolved_at is not None and ts - prev.resolved_at <= self.reopen_within_s:
+            # Flap damping: the same trouble back within minutes is the same incident, not a new page.
+            prev.resolved_at = None
+            prev.flaps += 1
+            prev.quiet_streak = 0
+            self._open[target] = prev
+            changes = [f"reopened (flap {prev.flaps})", *self._apply(prev, ts, findings)]
+            prev.updated_at = ts
+            return IncidentEvent("updated", prev, tuple(changes))
+        first_model = next((f.model for f in findings if f.model), model)
+        fp = fingerprint(target, first_model, (f.code for f in findings))
+        inc = Incident(id=f"inc-{fp[:10]}-{int(ts)}", fingerprint=fp, target=target, engine=engine,
+                       model=first_model, opened_at=ts, updated_at=ts, labels=dict(labels or {}),
+                       synthetic=synthetic)
+        self._apply(inc, ts, findings)
+        self._open[target] = inc
+        self.history.append(inc)
+        return IncidentEvent("opened", inc, tuple(f"+{c}" for c in inc.active_codes()))
+
+    @staticmethod
+    def _apply(inc: Incident, ts: float, findings: list[Finding]) -> list[str]:
+        changes: list[str] = []
+        seen = set()
+        for f in findings:
+            key = (f.code, f.model)
+            seen.add(key)
+            evidence = [e.to_dict() for e in f.evidence]
+            a = inc.anomalies.get(key)
+            if a is None or not a.active:
+                inc.anomalies[key] = Anomaly(f.code, f.model, f.severity, f.summary, f.ts, evidence)
+                changes.append(f"+{f.code}")
+            else:
+                if a.severity != f.severity:
+                    changes.append(f"{f.code}: {a.severity}->{f.severity}")
+                a.severity, a.summary, a.evidence = f.severity, f.summary, evidence
+        for key, a in inc.anomalies.items():
+            if a.active and key not in seen:
+                a.active, a.cleared_at = False, ts
+                changes.append(f"-{a.code}")
+        active = [a.severity for a in inc.anomalies.values() if a.active]
+        if active:
+            sev = max(active, key=SEVERITY_RANK.__getitem__)
+            if sev != inc.severity:
+                changes.append(f"severity {inc.severity}->{sev}")
+                inc.severity = sev
+            if SEVERITY_RANK[sev] > SEVERITY_RANK[inc.peak_severity]:
+                inc.peak_severity = sev
+        return changes
