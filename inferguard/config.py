@@ -1,0 +1,223 @@
+"""Settings, grouped by meaning, loaded once at start and passed down. Secrets are SecretStr.
+
+Operators' existing names are kept (TARGET_ENDPOINT, POLL_INTERVAL_SECONDS, KV_ALERT_THRESHOLD,
+TTFT_ALERT_MULTIPLIER, GMI_*); everything new is INFERGUARD_*.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from inferguard.detectors import DetectorConfig
+from inferguard.errors import ConfigError
+from inferguard.models import Target
+
+
+def _cfg(prefix: str = "INFERGUARD_") -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", populate_by_name=True)
+
+
+class TargetSettings(BaseSettings):
+    model_config = _cfg()
+    endpoint: str = Field("", validation_alias=AliasChoices("TARGET_ENDPOINT", "INFERGUARD_TARGET_ENDPOINT"),
+                          description="one /metrics URL or a comma-separated list")
+    poll_interval_seconds: float = Field(30.0, gt=0, validation_alias=AliasChoices(
+        "POLL_INTERVAL_SECONDS", "INFERGUARD_POLL_INTERVAL_SECONDS"), description="seconds between scrapes")
+    targets_file: Path | None = Field(None, description="YAML/JSON list of targets with labels and thresholds")
+
+
+class ScrapeSettings(BaseSettings):
+    model_config = _cfg("INFERGUARD_SCRAPE_")
+    timeout_seconds: float = Field(5.0, gt=0, description="per-target scrape timeout")
+    max_body_bytes: int = Field(16 * 1024 * 1024, gt=1024, description="largest /metrics body accepted")
+    concurrency: int = Field(64, ge=1, le=4096, description="scrapes in flight at once")
+
+
+class DetectSettings(BaseSettings):
+    model_config = _cfg()
+    kv_alert_threshold: float = Field(0.85, gt=0, le=1, validation_alias=AliasChoices(
+        "KV_ALERT_THRESHOLD", "INFERGUARD_KV_ALERT_THRESHOLD"), description="KV usage that counts as pressure")
+    ttft_alert_multiplier: float = Field(2.0, gt=1, validation_alias=AliasChoices(
+        "TTFT_ALERT_MULTIPLIER", "INFERGUARD_TTFT_ALERT_MULTIPLIER"), description="TTFT p95 over baseline x this")
+    queue_threshold: float = Field(8.0, gt=0, description="waiting requests that count as a queue")
+    preemption_rate: float = Field(0.5, gt=0, description="preemptions per second that count as a storm")
+
+    def detector_config(self) -> DetectorConfig:
+        return DetectorConfig(kv_threshold=self.kv_alert_threshold, ttft_multiplier=self.ttft_alert_multiplier,
+                              queue_threshold=self.queue_threshold, preemption_rate=self.preemption_rate,
+                              kv_clear=min(DetectorConfig().kv_clear, self.kv_alert_threshold - 0.05))
+
+
+class BrainSettings(BaseSettings):
+    model_config = _cfg()
+    brain_mode: Literal["local", "remote"] = Field("local", description="in-process brain or rlm-agent serve")
+    brain_url: str | None = Field(None, description="rlm-agent serve URL when brain_mode=remote")
+    proactive_cycle_every: int = Field(5, ge=0, description="cycles between proactive investigations; 0 = off")
+    gmi_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("GMI_API_KEY"),
+                                          description="LLM API key; no key = deterministic rules only")
+    gmi_base_url: str = Field("https://api.gmi-serving.com/v1", validation_alias=AliasChoices("GMI_BASE_URL"),
+                              description="OpenAI-compatible endpoint")
+    gmi_model: str = Field("openai/gpt-oss-120b", validation_alias=AliasChoices("GMI_MODEL"),
+                           description="model name at that endpoint")
+    llm_timeout_seconds: float = Field(20.0, gt=0, description="per LLM call")
+    llm_max_calls_per_hour: int = Field(60, ge=0, description="LLM call budget")
+    llm_redact: bool = Field(False, description="redact hostnames, IPs and model names before the LLM sees them")
+
+
+class ServerSettings(BaseSettings):
+    model_config = _cfg()
+    listen: str = Field("127.0.0.1:9464", description="host:port for /metrics, /healthz, /readyz and the API")
+    log_format: Literal["auto", "json", "console"] = Field("auto", description="auto = JSON unless a TTY")
+    heartbeat_file: Path | None = Field(None, description="touched every cycle; read by `inferguard check`")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        return v
+
+
+class TargetSpec(BaseModel):
+    """One entry of INFERGUARD_TARGETS_FILE."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    name: str = ""
+    engine: str | None = None
+    interval_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(None, gt=0)
+    bearer_token: SecretStr | None = None
+    bearer_token_env: str | None = None
+    labels: dict[str, str] = {}
+    thresholds: dict[str, float] = {}
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v)
+
+
+def _check_url(v: str) -> str:
+    v = v.strip()
+    if not v.startswith(("http://", "https://")) or len(v) < 10:
+        raise ValueError(f"not an http(s) URL: {v!r}")
+    return v
+
+
+class Settings(BaseModel):
+    targets: TargetSettings
+    scrape: ScrapeSettings
+    detect: DetectSettings
+    brain: BrainSettings
+    server: ServerSettings
+
+    @classmethod
+    def load(cls, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+        """Read the environment and ``.env``; a bad value is a ConfigError naming the setting."""
+        groups: dict[str, type[BaseSettings]] = {"targets": TargetSettings, "scrape": ScrapeSettings,
+                                                 "detect": DetectSettings, "brain": BrainSettings,
+                                                 "server": ServerSettings}
+        built: dict[str, Any] = {}
+        for key, group in groups.items():
+            try:
+                built[key] = group(_env_file=env_file, **overrides.get(key, {}))
+            except ValidationError as exc:
+                raise _config_error(group, exc) from None
+        return cls.model_validate(built)
+
+    def target_list(self, urls: list[str] | None = None) -> list[Target]:
+        """Targets from the command line, else TARGET_ENDPOINT, plus INFERGUARD_TARGETS_FILE."""
+        out: list[Target] = []
+        raw = urls if urls else [u for u in self.targets.endpoint.split(",") if u.strip()]
+        for u in raw:
+            try:
+                out.append(Target(url=_check_url(u)))
+            except ValueError as exc:
+                raise ConfigError("TARGET_ENDPOINT", str(exc)) from None
+        if self.targets.targets_file is not None and not urls:
+            out.extend(load_targets_file(self.targets.targets_file))
+        seen: set[str] = set()
+        for t in out:
+            if t.url in seen:
+                raise ConfigError("targets", f"duplicate target {t.url}")
+            seen.add(t.url)
+        return out
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective settings for `inferguard config show`: every secret replaced."""
+        out: dict[str, Any] = {}
+        for key in ("targets", "scrape", "detect", "brain", "server"):
+            group: BaseSettings = getattr(self, key)
+            values = {}
+            for name, value in group:
+                if isinstance(value, SecretStr):
+                    value = "**********"
+                elif isinstance(value, Path):
+                    value = str(value)
+                values[name] = value
+            out[key] = values
+        return out
+
+
+def load_targets_file(path: Path) -> list[Target]:
+    setting = "INFERGUARD_TARGETS_FILE"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(setting, f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(setting, f"{path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    if isinstance(data, dict) and "targets" in data:
+        data = data["targets"]
+    if not isinstance(data, list):
+        raise ConfigError(setting, f"{path} must hold a list of targets")
+    out = []
+    defaults = DetectorConfig()
+    for i, item in enumerate(data):
+        try:
+            spec = TargetSpec.model_validate(item)
+            defaults.with_overrides(spec.thresholds)
+        except (ValidationError, ValueError) as exc:
+            raise ConfigError(f"{setting}[{i}]", _first_error(exc)) from None
+        token = spec.bearer_token.get_secret_value() if spec.bearer_token else None
+        if spec.bearer_token_env:
+            token = os.environ.get(spec.bearer_token_env)
+            if token is None:
+                raise ConfigError(f"{setting}[{i}].bearer_token_env", f"${spec.bearer_token_env} is not set")
+        out.append(Target(url=spec.url, name=spec.name, engine_hint=spec.engine,
+                          interval_s=spec.interval_seconds, timeout_s=spec.timeout_seconds, bearer_token=token,
+                          labels=spec.labels, thresholds=spec.thresholds))
+    return out
+
+
+def _first_error(exc: ValidationError | ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        return f"{loc}: {err['msg']}" if loc else err["msg"]
+    return str(exc)
+
+
+def _config_error(group: type[BaseSettings], exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else "?"
+    info = group.model_fields.get(field)
+    if info is None:
+        env = field  # pydantic reports an aliased field by the alias the operator used
+    elif isinstance(info.validation_alias, AliasChoices):
+        env = str(info.validation_alias.choices[0])
+    else:
+        env = f"{group.model_config.get('env_prefix', '')}{field.upper()}"
+    # Never echo the offending value: it may be a secret.
+    return ConfigError(env, str(err["msg"]))

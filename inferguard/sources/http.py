@@ -1,0 +1,99 @@
+"""Scraping /metrics over HTTP: one httpx client per process, typed failures, never an exception."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+import httpx
+
+from inferguard.models import Scrape, Target
+
+ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
+_HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
+
+
+class HttpScraper:
+    """Scrapes targets with bounded concurrency. Every failure becomes a Scrape with a typed ``error``."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 5.0,
+        max_body_bytes: int = 16 * 1024 * 1024,
+        concurrency: int = 64,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
+        self._clock = clock
+        self._limit = anyio.CapacityLimiter(concurrency)
+        # trust_env=False: a monitor must not be silently rerouted by proxy variables.
+        self._client = httpx.AsyncClient(
+            transport=transport, trust_env=False, follow_redirects=False,
+            headers={"Accept": ACCEPT, "Accept-Encoding": "gzip", "User-Agent": "inferguard/0.1"},
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+
+    async def scrape(self, target: Target) -> Scrape:
+        async with self._limit:
+            return await self._scrape(target)
+
+    async def _scrape(self, target: Target) -> Scrape:
+        started = time.perf_counter()
+        ts = self._clock()
+        headers = {"Authorization": f"Bearer {target.bearer_token}"} if target.bearer_token else None
+        timeout = target.timeout_s or self.timeout_s
+
+        def fail(reason: str, status: int | None = None) -> Scrape:
+            return Scrape(target=target.url, ts=ts, status=status, error=reason,
+                          duration_s=time.perf_counter() - started)
+
+        try:
+            with anyio.fail_after(timeout):
+                async with self._client.stream("GET", target.url, headers=headers, timeout=timeout) as resp:
+                    if resp.status_code != 200:
+                        return fail("http_status", resp.status_code)
+                    declared = resp.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                        return fail("too_large", resp.status_code)
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > self.max_body_bytes:
+                            return fail("too_large", resp.status_code)
+                        chunks.append(chunk)
+        except TimeoutError:
+            return fail("timeout")
+        except httpx.TimeoutException:
+            return fail("timeout")
+        except httpx.ConnectError as exc:
+            return fail("refused" if "refused" in str(exc).lower() or _is_refused(exc) else "connect")
+        except httpx.DecodingError:
+            return fail("bad_encoding")
+        except (httpx.HTTPError, OSError):
+            return fail("connect")
+        raw = b"".join(chunks)
+        head = raw[:64].lstrip().lower()
+        if head.startswith(_HTML_PREFIXES) or head.startswith((b"{", b"[")):
+            return fail("not_metrics", 200)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return fail("bad_encoding", 200)
+        return Scrape(target=target.url, ts=ts, status=200, body=body, duration_s=time.perf_counter() - started)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _is_refused(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
