@@ -1,0 +1,3 @@
+from inferguard.cli import main
+
+main()

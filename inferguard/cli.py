@@ -1,0 +1,198 @@
+"""The `inferguard` command line. Thin: parse arguments, build Settings, call the app."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from inferguard.app import Daemon, DaemonOptions, dumps
+from inferguard.config import Settings
+from inferguard.errors import ConfigError, InferGuardError
+from inferguard.models import SEVERITY_RANK, Target
+from inferguard.pipeline import Pipeline
+from inferguard.sources.http import HttpScraper
+from inferguard.sources.timeline import TimelineWriter, read_timeline
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Catch, explain and advise on incidents in vLLM and SGLang serving engines.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
+app.add_typer(config_app, name="config")
+
+EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.load()
+    except ConfigError as exc:
+        typer.echo(f"inferguard: invalid setting {exc}", err=True)
+        raise typer.Exit(64) from None
+
+
+def _targets(settings: Settings, urls: list[str] | None) -> list[Target]:
+    try:
+        targets = settings.target_list(urls)
+    except ConfigError as exc:
+        typer.echo(f"inferguard: invalid setting {exc}", err=True)
+        raise typer.Exit(64) from None
+    if not targets:
+        typer.echo("inferguard: no targets: pass URLs or set TARGET_ENDPOINT / INFERGUARD_TARGETS_FILE", err=True)
+        raise typer.Exit(64)
+    return targets
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings, every secret redacted."""
+    typer.echo(json.dumps(_settings().redacted(), indent=2))
+
+
+@app.command()
+def scan(
+    url: Annotated[str, typer.Argument(help="the engine's /metrics URL")],
+    window: Annotated[float, typer.Option(help="seconds between the two scrapes")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+) -> None:
+    """One look: two scrapes WINDOW apart and a verdict. Exit 0 healthy, 1 warning, 2 critical, 3 unreachable."""
+    settings = _settings()
+    target = _targets(settings, [url])[0]
+    result = anyio.run(_scan, settings, target, window)
+    code = result["exit_code"]
+    if as_json:
+        typer.echo(dumps(result))
+    else:
+        typer.echo(f"{result['verdict'].upper()}: {target.url} ({result['engine']})")
+        for f in result["anomalies"]:
+            typer.echo(f"  [{f['severity']}] {f['code']}: {f['summary']}")
+        if result.get("error"):
+            typer.echo(f"  scrape failed: {result['error']}")
+    raise typer.Exit(code)
+
+
+async def _scan(settings: Settings, target: Target, window: float) -> dict[str, Any]:
+    # A single look cannot wait out persistence: judge each condition on the second scrape directly.
+    cfg = dataclasses.replace(settings.detect.detector_config(), fire_after=1, unreachable_after=1)
+    pipeline = Pipeline([target], config=cfg)
+    scraper = HttpScraper(timeout_s=settings.scrape.timeout_seconds, max_body_bytes=settings.scrape.max_body_bytes)
+    try:
+        first = pipeline.observe(await scraper.scrape(target))
+        if first.error is None:
+            await anyio.sleep(window)
+            obs = pipeline.observe(await scraper.scrape(target))
+        else:
+            obs = first
+    finally:
+        await scraper.aclose()
+    anomalies = [f.to_dict() | {"code": f.code, "model": f.model} for f in obs.findings]
+    worst = max((SEVERITY_RANK[f.severity] for f in obs.findings), default=0)
+    if obs.error is not None:
+        verdict, code = "unreachable", EXIT_UNREACHABLE
+    else:
+        verdict = ("healthy", "warning", "critical")[worst]
+        code = (EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL)[worst]
+    signals = {s.model: dict(s.values) for s in obs.signals}
+    return {"target": target.url, "verdict": verdict, "exit_code": code, "engine": obs.engine,
+            "error": obs.error, "anomalies": anomalies, "signals": signals}
+
+
+@app.command()
+def watch(
+    urls: Annotated[list[str] | None, typer.Argument(help="/metrics URLs (default: TARGET_ENDPOINT)")] = None,
+    interval: Annotated[float | None, typer.Option(help="seconds between scrapes")] = None,
+    listen: Annotated[str | None, typer.Option(help="host:port for /metrics, /healthz, /readyz, /api")] = None,
+    no_listen: Annotated[bool, typer.Option("--no-listen", help="serve nothing")] = False,
+    record: Annotated[Path | None, typer.Option(help="also write every scrape to this timeline")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+) -> None:
+    """The daemon: scrape, detect, diagnose, report. SIGTERM/SIGINT stop it cleanly."""
+    settings = _settings()
+    targets = _targets(settings, urls)
+    options = DaemonOptions(interval_s=interval or settings.targets.poll_interval_seconds,
+                            listen=None if no_listen else (listen or settings.server.listen),
+                            record=str(record) if record else None, duration_s=duration,
+                            log_format=settings.server.log_format)
+    daemon = Daemon(settings, targets, options)
+    if sys.stdout.isatty() and settings.server.log_format != "json":
+        from inferguard.view import LiveView
+
+        with LiveView() as view:
+            daemon.view = view
+            anyio.run(daemon.run)
+    else:
+        anyio.run(daemon.run)
+
+
+@app.command()
+def record(
+    url: Annotated[str, typer.Argument(help="the engine's /metrics URL")],
+    out: Annotated[Path, typer.Option("--out", help="timeline file (.jsonl, or .jsonl.gz)")],
+    interval: Annotated[float, typer.Option(help="seconds between scrapes")] = 5.0,
+    duration: Annotated[float, typer.Option(help="seconds to record")] = 60.0,
+) -> None:
+    """Write a timeline of scrapes (one JSON object per line) for `replay` and tests."""
+    settings = _settings()
+    target = _targets(settings, [url])[0]
+    n = anyio.run(_record, settings, target, out, interval, duration)
+    typer.echo(f"recorded {n} scrapes to {out}", err=True)
+
+
+async def _record(settings: Settings, target: Target, out: Path, interval: float, duration: float) -> int:
+    writer = TimelineWriter(out)
+    scraper = HttpScraper(timeout_s=settings.scrape.timeout_seconds, max_body_bytes=settings.scrape.max_body_bytes)
+    end = time.monotonic() + duration
+    try:
+        while True:
+            writer.write(await scraper.scrape(target))
+            if time.monotonic() + interval > end:
+                break
+            await anyio.sleep(interval)
+    finally:
+        await scraper.aclose()
+        writer.close()
+    return writer.count
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="a timeline written by `record` or `watch --record`")],
+    as_json: Annotated[bool, typer.Option("--json", help='print {"incidents": [...]} and nothing else')] = False,
+) -> None:
+    """Run the same pipeline offline over a recorded timeline, on the recorded clock."""
+    settings = _settings()
+    try:
+        incidents = replay_file(file, settings)
+    except InferGuardError as exc:
+        typer.echo(f"inferguard: {exc}", err=True)
+        raise typer.Exit(65) from None
+    if as_json:
+        typer.echo(dumps({"incidents": incidents}))
+        return
+    if not incidents:
+        typer.echo("no incidents")
+    for inc in incidents:
+        codes = ", ".join(inc["codes"])
+        state = "open" if inc["resolved_at"] is None else f"resolved after {inc['resolved_at'] - inc['opened_at']:.0f}s"
+        cause = (inc.get("diagnosis") or {}).get("root_cause", "-")
+        typer.echo(f"{inc['id']} {inc['peak_severity']:8} {inc['target']} [{codes}] cause={cause} {state}")
+
+
+def replay_file(file: Path, settings: Settings) -> list[dict[str, Any]]:
+    pipeline = Pipeline(config=settings.detect.detector_config())
+    for scrape in read_timeline(file):
+        pipeline.observe(scrape)
+    return [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: (i.opened_at, i.id))]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

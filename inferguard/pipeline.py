@@ -1,0 +1,175 @@
+"""The one module that wires the stages: scrape → parse → normalise → detect → incidents → brain.
+
+``Pipeline.observe`` is synchronous and takes time only from the scrape it is given, so the daemon,
+``scan`` and ``replay`` run the very same code and a replay of a recorded timeline is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from inferguard import normalise
+from inferguard.detectors import DetectorBank, DetectorConfig
+from inferguard.errors import ExpositionError, InferGuardError
+from inferguard.incidents import Incident, IncidentBook, IncidentEvent
+from inferguard.models import Finding, Scrape, Signals, Target
+from inferguard.sources.exposition import ExpositionParser
+
+# A gauge the InferGuard simulator puts on every page: incidents it causes are synthetic.
+SIMULATOR_MARKER = "inferguard_simulator_info"
+
+Advisor = Callable[[Incident, list[dict[str, Any]], list[dict[str, Any]]], dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one scrape of one target turned into."""
+
+    target: str
+    ts: float
+    error: str | None
+    engine: str
+    signals: tuple[Signals, ...]
+    findings: list[Finding]
+    events: list[IncidentEvent]
+    parse_s: float = 0.0
+    normalise_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _TargetState:
+    target: Target
+    parser: ExpositionParser
+    normaliser: normalise.TargetNormaliser
+    engine: str = "unknown"
+    model: str = ""
+    synthetic: bool = False
+    failing: bool = False
+    model_findings: dict[str, list[Finding]] = field(default_factory=dict)
+    latest: dict[str, Signals] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        targets: list[Target] | None = None,
+        *,
+        config: DetectorConfig | None = None,
+        advisor: Advisor | None = None,
+        book: IncidentBook | None = None,
+    ) -> None:
+        self.config = config or DetectorConfig()
+        self._per_target: dict[str, DetectorConfig] = {}
+        self.bank = DetectorBank(self.config, per_target=self._per_target)
+        self.book = book or IncidentBook()
+        self.advisor = advisor
+        self._targets: dict[str, _TargetState] = {}
+        for t in targets or []:
+            self.add_target(t)
+
+    # -- targets -------------------------------------------------------------------------------
+    def add_target(self, target: Target) -> None:
+        if target.thresholds:
+            self._per_target[target.url] = self.config.with_overrides(dict(target.thresholds))
+        self._targets[target.url] = _TargetState(
+            target=target, parser=ExpositionParser(keep=normalise.KEEP),
+            normaliser=normalise.TargetNormaliser(target.url, engine_hint=target.engine_hint))
+
+    def _state(self, url: str) -> _TargetState:
+        st = self._targets.get(url)
+        if st is None:  # replay of a timeline discovers its targets as it goes
+            self.add_target(Target(url=url))
+            st = self._targets[url]
+        return st
+
+    def latest(self) -> dict[str, dict[str, Signals]]:
+        return {url: dict(st.latest) for url, st in self._targets.items()}
+
+    def engine_of(self, url: str) -> str:
+        return self._state(url).engine
+
+    # -- the cycle -----------------------------------------------------------------------------
+    def observe(self, scrape: Scrape) -> Observation:
+        st = self._state(scrape.target)
+        error, parse_s, norm_s = scrape.error, 0.0, 0.0
+        signals: tuple[Signals, ...] = ()
+        engine_now: str | None = None
+        if error is None and scrape.body is not None:
+            t0 = time.perf_counter()
+            try:
+                exp = st.parser.parse(scrape.body)
+            except ExpositionError as exc:
+                error = exc.reason
+            t1 = time.perf_counter()
+            parse_s = t1 - t0
+            if error is None:
+                result = st.normaliser.update(scrape.ts, exp)
+                norm_s = time.perf_counter() - t1
+                st.engine = result.engine if result.engine != "unknown" else st.engine
+                signals = result.signals
+                st.synthetic = SIMULATOR_MARKER in scrape.body
+                if st.failing:
+                    self.bank.mark_returned(scrape.target)
+                for s in signals:
+                    st.model_findings[s.model] = self.bank.observe(s)
+                    st.latest[s.model] = s
+                if signals and not st.model:
+                    st.model = signals[0].model
+                engine_now = result.engine
+        elif error is None:
+            error = "not_metrics"
+        st.failing = error is not None
+        target_findings = self.bank.target_status(
+            scrape.target, scrape.ts, error=error, engine=engine_now)
+        findings = target_findings + [f for fs in st.model_findings.values() for f in fs]
+        events = self.book.update(scrape.target, scrape.ts, findings, engine=st.engine, model=st.model,
+                                  labels=st.target.labels, synthetic=st.synthetic)
+        for ev in events:
+            if ev.kind != "resolved" and self.advisor is not None and _worth_advising(ev):
+                self._advise(ev.incident)
+        return Observation(scrape.target, scrape.ts, error, st.engine, signals, findings, events, parse_s, norm_s)
+
+    # -- brain ---------------------------------------------------------------------------------
+    def window(self, target: str, model: str | None = None, n: int = 12) -> list[dict[str, Any]]:
+        st = self._state(target)
+        m = model if model is not None else st.model
+        return [{"ts": s.ts, "values": dict(s.values)} for s in self.bank.window(target, m)[-n:]]
+
+    def similar(self, incident: Incident, limit: int = 5) -> list[dict[str, Any]]:
+        """Past incidents sharing most anomaly codes (incident memory replaces this when configured)."""
+        codes = {a.code for a in incident.anomalies.values()}
+        scored = []
+        for past in self.book.history:
+            if past is incident:
+                continue
+            other = {a.code for a in past.anomalies.values()}
+            overlap = len(codes & other) / max(1, len(codes | other))
+            if overlap >= 0.5:
+                scored.append((overlap, past.opened_at, past))
+        scored.sort(key=lambda x: (-x[0], -x[1]))
+        return [_summary(p) for _, _, p in scored[:limit]]
+
+    def _advise(self, incident: Incident) -> None:
+        assert self.advisor is not None
+        try:
+            answer = self.advisor(incident, self.window(incident.target, incident.model), self.similar(incident))
+        except InferGuardError:
+            return  # the rules path never fails in practice; a broken brain must not stop the loop
+        if answer:
+            incident.diagnosis = answer.get("diagnosis")
+            incident.advisories = list(answer.get("advisories", []))
+
+
+def _worth_advising(ev: IncidentEvent) -> bool:
+    # Re-diagnose when the set of anomalies or the severity changed, not on every evidence refresh.
+    return ev.kind == "opened" or any(c[:1] in "+-" or c.startswith(("severity", "reopened")) for c in ev.changes)
+
+
+def _summary(inc: Incident) -> dict[str, Any]:
+    return {"id": inc.id, "fingerprint": inc.fingerprint, "target": inc.target, "engine": inc.engine,
+            "codes": sorted({a.code for a in inc.anomalies.values()}), "opened_at": inc.opened_at,
+            "resolved_at": inc.resolved_at,
+            "root_cause": (inc.diagnosis or {}).get("root_cause")}
