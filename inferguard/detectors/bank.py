@@ -96,7 +96,7 @@ class DetectorBank:
         st = self._stream(s.target, s.model)
         st.samples.append(s)
         st.since_restart = 0 if s.restarted else st.since_restart + 1
-        window = Window(st.samples, self._ready_baselines(st, cfg),
+        window = Window(tuple(st.samples), self._ready_baselines(st, cfg),
                         warming_up=st.since_restart < cfg.warmup_after_restart)
         for code, fn in self.detectors.items():
             track = st.tracks.setdefault(code, Track())

@@ -1,0 +1,153 @@
+"""Detectors and persistence, on sequences shaped like what the real vLLM did (shared/REAL_VLLM.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from inferguard.detectors import DetectorBank, DetectorConfig
+from inferguard.detectors.bank import registry
+from inferguard.models import Signals
+
+T = "http://127.0.0.1:8000/metrics"
+
+
+def sig(ts: float, restarted: bool = False, missing: tuple[str, ...] = (), **values: float) -> Signals:
+    return Signals(target=T, ts=ts, engine="vllm-v1", model="tiny", values=values, restarted=restarted,
+                   missing=missing)
+
+
+def codes(findings: list) -> set[str]:
+    return {f.code for f in findings}
+
+
+def feed(bank: DetectorBank, rows: list[dict], start: float = 0.0, step: float = 3.0) -> list[set[str]]:
+    return [codes(bank.observe(sig(start + i * step, **row))) for i, row in enumerate(rows)]
+
+
+HEALTHY = {"kv_usage": 0.1, "requests_running": 2, "requests_waiting": 0, "preemptions_per_s": 0.0,
+           "ttft_p95_s": 0.01, "prefix_cache_hit_ratio": 0.9, "prefix_cache_queries_per_s": 500.0}
+
+
+def test_noisy_real_overload_fires_within_two_samples_and_holds() -> None:
+    bank = DetectorBank()
+    # KV swinging 0.52–1.0 with ~15 preemptions/s and 35–39 waiting: the real 24-block overload.
+    overload = [{"kv_usage": k, "requests_waiting": w, "preemptions_per_s": 15.0, "requests_running": 5}
+                for k, w in [(0.55, 36), (1.0, 38), (0.52, 39), (0.97, 35), (0.6, 37), (0.99, 38)]]
+    seen = feed(bank, [HEALTHY] * 4 + overload)
+    assert seen[:4] == [set()] * 4
+    assert {"kv_pressure", "preemption_storm", "queue_buildup"} <= seen[5]  # second overload sample
+    assert all("kv_pressure" in s for s in seen[5:])  # the swings back to 0.5 do not clear it
+
+
+def test_a_single_blip_does_not_fire() -> None:
+    bank = DetectorBank()
+    blip = dict(HEALTHY, kv_usage=0.95, requests_waiting=12)
+    seen = feed(bank, [HEALTHY] * 3 + [blip] + [HEALTHY] * 4)
+    assert all(s == set() for s in seen)
+
+
+def test_clearing_needs_the_clear_condition_for_three_evaluations() -> None:
+    bank = DetectorBank()
+    hot = {"kv_usage": 0.95, "requests_waiting": 20, "preemptions_per_s": 3.0}
+    cool = {"kv_usage": 0.2, "requests_waiting": 0, "preemptions_per_s": 0.0}
+    between = {"kv_usage": 0.8, "requests_waiting": 0, "preemptions_per_s": 0.0}
+    seen = feed(bank, [hot, hot, between, between, cool, cool, cool, cool, cool])
+    assert "kv_pressure" in seen[1]
+    assert "kv_pressure" in seen[3]  # 0.8 is inside the hysteresis band: still active
+    # peak over the last 3 samples must fall below 0.70, then 3 clear evaluations.
+    first_clear = next(i for i, s in enumerate(seen) if i > 1 and "kv_pressure" not in s)
+    assert first_clear >= 7
+
+
+def test_admission_overload_is_a_queue_not_kv_pressure() -> None:
+    bank = DetectorBank()
+    rows = [dict(HEALTHY, ttft_p95_s=0.004)] * 4 + [
+        {"kv_usage": 0.0003, "requests_running": 2, "requests_waiting": 28, "preemptions_per_s": 0.0,
+         "ttft_p95_s": 2.9}] * 3
+    seen = feed(bank, rows)
+    assert {"queue_buildup", "ttft_regression"} <= seen[-1]
+    assert not {"kv_pressure", "preemption_storm"} & seen[-1]
+
+
+def test_missing_metric_is_unknown_never_zero() -> None:
+    bank = DetectorBank()
+    # No kv_usage at all: kv_pressure can neither fire nor clear, and waiting alone is judged.
+    seen = feed(bank, [{"requests_waiting": 30}] * 3)
+    assert "kv_pressure" not in seen[-1] and "queue_buildup" in seen[-1]
+
+
+def test_leading_indicator_warns_before_the_wall() -> None:
+    bank = DetectorBank()
+    climb = [{"kv_usage": v, "requests_waiting": 0, "preemptions_per_s": 0.0}
+             for v in (0.5, 0.57, 0.64, 0.71, 0.78, 0.82)]
+    findings = []
+    for i, row in enumerate(climb):
+        findings = bank.observe(sig(i * 10.0, **row))
+    kv = [f for f in findings if f.code == "kv_pressure"]
+    assert kv, "expected a time-to-full warning while usage is still below the threshold"
+    assert any(e.signal == "kv_time_to_full_s" for e in kv[0].evidence)
+    assert kv[0].severity == "warning"
+
+
+def test_ttft_baseline_learns_while_healthy_and_freezes_during_incidents() -> None:
+    bank = DetectorBank()
+    feed(bank, [dict(HEALTHY, ttft_p95_s=0.02)] * 5)
+    bad = dict(HEALTHY, ttft_p95_s=3.0, requests_waiting=30)
+    seen = feed(bank, [bad] * 6, start=100)
+    assert "ttft_regression" in seen[-1]
+    # While unhealthy the 3 s values were not learned: the baseline is still ~20 ms.
+    st = bank._streams[(T, "tiny")]
+    assert st.baselines["ttft_p95_s"].value == pytest.approx(0.02)
+
+
+def test_regressions_wait_out_a_restart() -> None:
+    bank = DetectorBank()
+    feed(bank, [dict(HEALTHY, ttft_p95_s=0.02)] * 5)
+    after = [dict(HEALTHY, ttft_p95_s=1.5)]
+    first = bank.observe(sig(100, restarted=True, **after[0]))
+    assert "engine_restart" in codes(first)
+    assert "ttft_regression" not in codes(bank.observe(sig(103, **after[0])))
+
+
+def test_prefix_cache_regression_against_its_baseline() -> None:
+    bank = DetectorBank()
+    seen = feed(bank, [HEALTHY] * 4 + [dict(HEALTHY, prefix_cache_hit_ratio=0.05)] * 3)
+    assert "prefix_cache_regression" in seen[-1]
+    # No traffic: nothing to judge, so no regression is raised by an idle engine.
+    bank2 = DetectorBank()
+    seen2 = feed(bank2, [HEALTHY] * 4 + [dict(HEALTHY, prefix_cache_hit_ratio=0.0,
+                                                prefix_cache_queries_per_s=0.0)] * 3)
+    assert "prefix_cache_regression" not in seen2[-1]
+
+
+def test_unreachable_needs_two_failures_and_clears_at_once() -> None:
+    bank = DetectorBank()
+    assert bank.target_status(T, 0, error="refused", engine=None) == []
+    down = bank.target_status(T, 3, error="refused", engine=None)
+    assert codes(down) == {"endpoint_unreachable"} and down[0].severity == "critical"
+    assert bank.target_status(T, 6, error=None, engine="vllm-v1") == []
+
+
+def test_unknown_engine_is_reported() -> None:
+    bank = DetectorBank()
+    bank.target_status(T, 0, error=None, engine="unknown")
+    assert codes(bank.target_status(T, 3, error=None, engine="unknown")) == {"engine_unidentified"}
+
+
+def test_gpu_fault_on_xid() -> None:
+    bank = DetectorBank()
+    s = Signals(target=T, ts=1, engine="dcgm", model="gpu0", values={"gpu_xid_error": 79.0, "gpu_temp_c": 60.0})
+    bank.observe(s)
+    s2 = Signals(target=T, ts=2, engine="dcgm", model="gpu0", values={"gpu_xid_error": 79.0, "gpu_temp_c": 60.0})
+    found = bank.observe(s2)
+    assert codes(found) == {"gpu_fault"} and found[0].severity == "critical"
+
+
+def test_registry_refuses_duplicates_and_config_refuses_unknown_thresholds() -> None:
+    def noop(w, c):  # type: ignore[no-untyped-def]
+        raise AssertionError
+
+    with pytest.raises(ValueError, match="duplicate"):
+        registry(("a", noop), ("a", noop))
+    with pytest.raises(ValueError, match="kv_treshold"):
+        DetectorConfig().with_overrides({"kv_treshold": 0.9})
