@@ -1,0 +1,142 @@
+"""Fold one page into per-model snapshots: gauges, counters and histograms keyed by dialect key."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from inferguard.models import Exposition, Labels
+from inferguard.normalise.dialect import Dialect, Histo, Series
+
+Bounds = tuple[float, ...]
+Hist = tuple[Bounds, tuple[float, ...]]  # (ascending upper bounds ending in +Inf, cumulative counts)
+Rows = Sequence[tuple[Labels, float]]
+
+_LE_CACHE: dict[str, float | None] = {}
+_LE_CACHE_MAX = 4096
+
+
+@dataclass(slots=True)
+class ModelSnap:
+    gauges: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+    hists: dict[str, Hist] = field(default_factory=dict)
+
+
+def _le(text: str) -> float | None:
+    """Bucket bound as a float (``le="1"`` and ``le="1.0"`` are the same bucket), memoised."""
+    try:
+        return _LE_CACHE[text]
+    except KeyError:
+        pass
+    try:
+        value: float | None = float(text)
+    except ValueError:
+        value = None
+    if value is not None and math.isnan(value):
+        value = None
+    if len(_LE_CACHE) >= _LE_CACHE_MAX:
+        _LE_CACHE.clear()
+    _LE_CACHE[text] = value
+    return value
+
+
+def _first(samples: dict[str, list[tuple[Labels, float]]], names: tuple[str, ...], suffix: str = "") -> Rows:
+    for name in names:
+        rows = samples.get(name + suffix)
+        if rows:
+            return rows
+    return ()
+
+
+def fold_series(rows: Rows, spec: Series, model_of: Callable[[Labels], str],
+                sentinel: float | None) -> dict[str, float]:
+    """model -> value: max among copies, then sum (or max) across ``sum_by`` groups."""
+    cell: dict[tuple[str, tuple[str, ...]], float] = {}
+    match = spec.match
+    sum_by = spec.sum_by
+    for labels, v in rows:
+        if match is not None and labels.get(match[0]) != match[1]:
+            continue
+        if not math.isfinite(v) or (sentinel is not None and v >= sentinel):
+            continue  # NaN/Inf/blank sentinel: unknown
+        key = (model_of(labels), tuple([labels.get(n, "") for n in sum_by]) if sum_by else ())
+        old = cell.get(key)
+        if old is None or v > old:
+            cell[key] = v
+    out: dict[str, float] = {}
+    use_max = spec.across == "max"
+    for (model, _), v in cell.items():
+        old = out.get(model)
+        if old is None:
+            out[model] = v
+        elif use_max:
+            if v > old:
+                out[model] = v
+        else:
+            out[model] = old + v
+    return out
+
+
+def fold_histogram(rows: Rows, spec: Histo, model_of: Callable[[Labels], str]) -> dict[str, Hist]:
+    """model -> cumulative buckets; copies folded by max per bucket, ``sum_by`` groups summed."""
+    cell: dict[tuple[str, tuple[str, ...]], dict[float, float]] = {}
+    sum_by = spec.sum_by
+    for labels, v in rows:
+        le = labels.get("le")
+        if le is None or not v >= 0 or math.isinf(v):
+            continue
+        bound = _le(le)
+        if bound is None:
+            continue
+        key = (model_of(labels), tuple([labels.get(n, "") for n in sum_by]) if sum_by else ())
+        buckets = cell.get(key)
+        if buckets is None:
+            cell[key] = buckets = {}
+        old = buckets.get(bound)
+        if old is None or v > old:
+            buckets[bound] = v
+    merged: dict[str, dict[float, float]] = {}
+    for (model, _), buckets in cell.items():
+        into = merged.get(model)
+        if into is None:
+            merged[model] = dict(buckets)
+        else:
+            for bound, v in buckets.items():
+                into[bound] = into.get(bound, 0.0) + v
+    out: dict[str, Hist] = {}
+    for model, buckets in merged.items():
+        bounds = tuple(sorted(buckets))
+        out[model] = (bounds, tuple([buckets[b] for b in bounds]))
+    return out
+
+
+def read(exp: Exposition, dialect: Dialect) -> dict[str, ModelSnap]:
+    samples = exp.samples
+    model_of = dialect.model_of
+    sentinel = dialect.sentinel_at
+    snaps: dict[str, ModelSnap] = {}
+
+    def snap(model: str) -> ModelSnap:
+        s = snaps.get(model)
+        if s is None:
+            snaps[model] = s = ModelSnap()
+        return s
+
+    for spec in dialect.gauges:
+        rows = _first(samples, spec.names)
+        if rows:
+            for model, v in fold_series(rows, spec, model_of, sentinel).items():
+                snap(model).gauges[spec.key] = v
+    for spec in dialect.counters:
+        rows = _first(samples, spec.names)
+        if rows:
+            for model, v in fold_series(rows, spec, model_of, sentinel).items():
+                snap(model).counters[spec.key] = v
+    for h in dialect.histograms:
+        rows = _first(samples, h.names, "_bucket")
+        if rows:
+            for model, hist in fold_histogram(rows, h, model_of).items():
+                snap(model).hists[h.key] = hist
+    return snaps

@@ -1,0 +1,163 @@
+"""Per-target state: the previous scrape's counters and histograms, turned into window rates/quantiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from inferguard.errors import ConfigError, InferGuardError
+from inferguard.models import Exposition, Signals
+from inferguard.normalise.dcgm import DCGM
+from inferguard.normalise.dialect import Dialect
+from inferguard.normalise.identify import identify
+from inferguard.normalise.quantile import histogram_quantile
+from inferguard.normalise.read import Hist, ModelSnap, read
+from inferguard.normalise.sglang import SGLANG
+from inferguard.normalise.vllm import VLLM_V0, VLLM_V1
+
+DIALECTS: Mapping[str, Dialect] = {d.engine: d for d in (VLLM_V1, VLLM_V0, SGLANG, DCGM)}
+START_TIME = "process_start_time_seconds"  # changes when the serving process restarts
+_NO_HINT = (None, "", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    engine: str
+    signals: tuple[Signals, ...]  # one per model (per GPU for DCGM); empty if the engine is unknown
+    restarted: bool  # a counter went backwards / the process start time changed since last update
+
+
+def _start_time(exp: Exposition) -> float | None:
+    rows = exp.samples.get(START_TIME)
+    if not rows:
+        return None
+    values = [v for _, v in rows if math.isfinite(v)]
+    return max(values) if values else None
+
+
+def _window(cur: ModelSnap, prev: ModelSnap, lazy: Mapping[str, str]
+            ) -> tuple[dict[str, float], dict[str, Hist]] | None:
+    """Counter and bucket deltas since ``prev``; ``None`` when anything went backwards (a restart)."""
+    deltas: dict[str, float] = {}
+    before = prev.counters
+    for key, v in cur.counters.items():
+        p = before.get(key)
+        if p is None:
+            family = lazy.get(key)
+            if family is None or family not in before:
+                continue  # new series: no baseline yet, so no rate this cycle
+            p = 0.0
+        if v < p:
+            return None
+        deltas[key] = v - p
+    hist_deltas: dict[str, Hist] = {}
+    for key, (bounds, counts) in cur.hists.items():
+        ph = prev.hists.get(key)
+        if ph is None:
+            continue
+        if ph[0] != bounds:
+            continue  # bucket layout changed (a new rank appeared): no comparable window
+        diff = []
+        for now, then in zip(counts, ph[1], strict=True):
+            if now < then:
+                return None
+            diff.append(now - then)
+        hist_deltas[key] = (bounds, tuple(diff))
+    return deltas, hist_deltas
+
+
+class TargetNormaliser:
+    """Normalises one target's pages. Holds the previous scrape to compute window rates/quantiles.
+
+    The first update (and the first after :meth:`reset`, a restart or an engine change) yields
+    gauges only: rates and quantiles need two scrapes.
+    """
+
+    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "target")
+
+    def __init__(self, target: str, engine_hint: str | None = None) -> None:
+        if engine_hint not in _NO_HINT and engine_hint not in DIALECTS:
+            raise ConfigError("engine_hint", f"{engine_hint!r} is not one of {', '.join(DIALECTS)} (or auto)")
+        self.target = target
+        self.engine_hint = None if engine_hint in _NO_HINT else engine_hint
+        self._engine: str | None = None
+        self._prev: dict[str, ModelSnap] = {}
+        self._prev_ts: float | None = None
+        self._start: float | None = None
+
+    def reset(self) -> None:
+        """Forget history (the target was unreachable; what it says next starts a new window)."""
+        self._engine = None
+        self._prev = {}
+        self._prev_ts = None
+        self._start = None
+
+    def _engine_of(self, exp: Exposition) -> str:
+        engine = identify(exp)
+        hint = self.engine_hint
+        if engine == "unknown" and hint is not None:
+            # The operator's hint settles an ambiguous page, but only one carrying that dialect's names.
+            samples = exp.samples
+            if any(name in samples for name in DIALECTS[hint].sample_names()):
+                return hint
+        return engine
+
+    def update(self, ts: float, exp: Exposition) -> Normalised:
+        if not isinstance(exp, Exposition):
+            raise InferGuardError(f"{self.target}: normalise needs an Exposition, got {type(exp).__name__}")
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            raise InferGuardError(f"{self.target}: normalise needs a finite timestamp, got {ts!r}")
+        engine = self._engine_of(exp)
+        start = _start_time(exp)
+        restarted = False
+        if self._engine is not None and engine != self._engine:
+            # Another engine answers on this address: it was replaced, so it restarted (if both known).
+            restarted = self._engine != "unknown" and engine != "unknown"
+            self._prev = {}
+            self._prev_ts = None
+        if start is not None and self._start is not None and start != self._start:
+            restarted = True
+        elapsed = None if self._prev_ts is None else ts - self._prev_ts
+        self._engine, self._start, self._prev_ts = engine, start, ts
+
+        dialect = DIALECTS.get(engine)
+        if dialect is None:
+            self._prev = {}
+            return Normalised(engine, (), restarted)
+
+        snaps = read(exp, dialect)
+        signals: list[Signals] = []
+        any_restart = restarted
+        for model in sorted(snaps):
+            cur = snaps[model]
+            prev = self._prev.get(model)
+            model_restart = restarted
+            window = None
+            if prev is not None and elapsed is not None and elapsed > 0 and not restarted:
+                window = _window(cur, prev, dialect.lazy_children)
+                model_restart = window is None
+            deltas = window[0] if window is not None else None
+            values = dialect.derive(cur.gauges, cur.counters, deltas, elapsed if elapsed else 0.0)
+            if window is not None:
+                _quantiles(dialect, window[1], values)
+            any_restart = any_restart or model_restart
+            missing = tuple(n for n in dialect.core if n not in values)
+            signals.append(Signals(self.target, ts, engine, model, values, model_restart, missing))
+        if not signals:
+            # Identified, yet none of the names we read: say so rather than report nothing.
+            signals.append(Signals(self.target, ts, engine, "", {}, restarted, dialect.core))
+        self._prev = snaps
+        return Normalised(engine, tuple(signals), any_restart)
+
+
+def _quantiles(dialect: Dialect, hists: Mapping[str, Hist], values: dict[str, float]) -> None:
+    for spec in dialect.histograms:
+        hist = hists.get(spec.key)
+        if hist is None:
+            continue
+        bounds, counts = hist
+        for q, name in spec.quantiles:
+            v = histogram_quantile(q, bounds, counts)
+            if v is not None:
+                values[name] = v
