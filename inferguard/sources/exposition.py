@@ -125,7 +125,9 @@ class ExpositionParser:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ExpositionError(
-                "bad_encoding", f"body is not UTF-8 (byte {exc.start}: {exc.reason})"
+                "bad_encoding",
+                f"body is not UTF-8 (byte {exc.start}: {exc.reason})",
+                line=body.count(b"\n", 0, exc.start) + 1,
             ) from None
         return self.parse(text)
 
