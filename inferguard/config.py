@@ -75,7 +75,6 @@ class ServerSettings(BaseSettings):
     model_config = _cfg()
     listen: str = Field("127.0.0.1:9464", description="host:port for /metrics, /healthz, /readyz and the API")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto = JSON unless a TTY")
-    heartbeat_file: Path | None = Field(None, description="touched every cycle; read by `inferguard check`")
 
     @field_validator("listen")
     @classmethod

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inferguard.config import BrainSettings, DetectSettings, ScrapeSettings, ServerSettings, Settings, TargetSettings
+from inferguard.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for k in list(os.environ):
+        if k.startswith(("INFERGUARD_", "GMI_")) or k in ("TARGET_ENDPOINT", "POLL_INTERVAL_SECONDS",
+                                                          "KV_ALERT_THRESHOLD", "TTFT_ALERT_MULTIPLIER"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_operator_names_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TARGET_ENDPOINT", "http://a:8000/metrics, http://b:8000/metrics")
+    monkeypatch.setenv("POLL_INTERVAL_SECONDS", "7")
+    monkeypatch.setenv("KV_ALERT_THRESHOLD", "0.9")
+    monkeypatch.setenv("TTFT_ALERT_MULTIPLIER", "3")
+    s = Settings.load()
+    assert [t.url for t in s.target_list()] == ["http://a:8000/metrics", "http://b:8000/metrics"]
+    assert s.targets.poll_interval_seconds == 7
+    cfg = s.detect.detector_config()
+    assert cfg.kv_threshold == 0.9 and cfg.ttft_multiplier == 3 and cfg.kv_clear < 0.9
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [("KV_ALERT_THRESHOLD", "1.5", "KV_ALERT_THRESHOLD"), ("POLL_INTERVAL_SECONDS", "-1", "POLL_INTERVAL_SECONDS"),
+     ("INFERGUARD_SCRAPE_TIMEOUT_SECONDS", "zero", "INFERGUARD_SCRAPE_TIMEOUT_SECONDS"),
+     ("INFERGUARD_LISTEN", "nowhere", "INFERGUARD_LISTEN"), ("INFERGUARD_BRAIN_MODE", "magic", "INFERGUARD_BRAIN_MODE")],
+)
+def test_bad_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as info:
+        Settings.load()
+    assert info.value.setting == named
+
+
+def test_targets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "targets.yaml"
+    f.write_text("- url: http://a:8000/metrics\n  name: a\n  engine: vllm-v1\n  interval_seconds: 10\n"
+                 "  labels: {cluster: eu}\n  thresholds: {kv_threshold: 0.9}\n  bearer_token_env: A_TOKEN\n")
+    monkeypatch.setenv("INFERGUARD_TARGETS_FILE", str(f))
+    monkeypatch.setenv("A_TOKEN", "tok")
+    (t,) = Settings.load().target_list()
+    assert (t.name, t.engine_hint, t.interval_s, t.labels, t.bearer_token) == ("a", "vllm-v1", 10, {"cluster": "eu"}, "tok")
+    f.write_text("- url: http://a:8000/metrics\n  thresholds: {kv_treshold: 0.9}\n")
+    with pytest.raises(ConfigError, match="kv_treshold"):
+        Settings.load().target_list()
+    f.write_text("- url: ftp://nope\n")
+    with pytest.raises(ConfigError, match=r"INFERGUARD_TARGETS_FILE\[0\]"):
+        Settings.load().target_list()
+
+
+def test_config_show_redacts_secrets(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env["GMI_API_KEY"] = "sk-very-secret-value"
+    out = subprocess.run([sys.executable, "-m", "inferguard", "config", "show"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "sk-very-secret-value" not in out
+    assert json.loads(out)["brain"]["gmi_api_key"] == "**********"
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^# ([A-Z][A-Z0-9_]+)=", text, re.M))
+    expected = set()
+    for group in (TargetSettings, ScrapeSettings, DetectSettings, BrainSettings, ServerSettings):
+        prefix = group.model_config.get("env_prefix", "")
+        for name, info in group.model_fields.items():
+            alias = info.validation_alias
+            expected.add(alias.choices[0] if alias is not None else f"{prefix}{name.upper()}")  # type: ignore[union-attr]
+    assert expected - documented == set()
