@@ -56,6 +56,7 @@ class Daemon:
         self._stop = anyio.Event()
         self._counts = {"cycles": 0, "scrapes": 0, "failures": 0, "opened": 0, "resolved": 0}
         self._due = {t.url: 0.0 for t in targets}
+        self._tick = min([options.interval_s, *[t.interval_s for t in targets if t.interval_s]])
         self.view: Any = None
         self._server: uvicorn.Server | None = None
         self._server_done = anyio.Event()
@@ -119,7 +120,7 @@ class Daemon:
     # -- the loop ------------------------------------------------------------------------------
     async def _loop(self) -> None:
         deadline = None if self.opt.duration_s is None else time.monotonic() + self.opt.duration_s
-        tick = min([self.opt.interval_s, *[t.interval_s for t in self.targets if t.interval_s]])
+        tick = self._tick
         next_tick = time.monotonic()
         while not self._stop.is_set():
             await self.cycle()
@@ -135,7 +136,8 @@ class Daemon:
     async def cycle(self) -> list[Observation]:
         t0 = time.perf_counter()
         now = self.clock()
-        due = [t for t in self.targets if self._due[t.url] <= now + 1e-6]
+        # Half a tick of slack: timer jitter must not push a due target to the next cycle.
+        due = [t for t in self.targets if self._due[t.url] <= now + self._tick / 2]
         scrapes: list[Scrape] = []
 
         async def one(t: Target) -> None:
