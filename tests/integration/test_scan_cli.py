@@ -1,0 +1,83 @@
+"""`inferguard scan` exit codes against real loopback HTTP: 0 healthy, 1 warning, 2 critical, 3 unreachable."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+HEALTHY = """# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="m"} 2.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="m"} 0.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.2
+# TYPE vllm:num_preemptions_total counter
+vllm:num_preemptions_total{engine="0",model_name="m"} 5.0
+"""
+PAGES = {
+    "/healthy": HEALTHY,
+    "/warning": HEALTHY.replace("} 0.2", "} 0.9").replace("waiting{engine=\"0\",model_name=\"m\"} 0.0",
+                                                         "waiting{engine=\"0\",model_name=\"m\"} 12.0"),
+    "/critical": HEALTHY.replace("} 0.2", "} 0.99").replace("waiting{engine=\"0\",model_name=\"m\"} 0.0",
+                                                          "waiting{engine=\"0\",model_name=\"m\"} 80.0"),
+    "/html": "<!DOCTYPE html><html></html>",
+}
+
+
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = PAGES[self.path].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def run(url: str, tmp_path: Path) -> tuple[int, dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    p = subprocess.run([sys.executable, "-m", "inferguard", "scan", url, "--window", "0.2", "--json"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    return p.returncode, json.loads(p.stdout)
+
+
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/metrics"
+
+
+@pytest.mark.parametrize(("path", "code", "verdict"),
+                         [("/healthy", 0, "healthy"), ("/warning", 1, "warning"), ("/critical", 2, "critical"),
+                          ("/html", 3, "unreachable")])
+def test_scan_exit_codes(base: str, tmp_path: Path, path: str, code: int, verdict: str) -> None:
+    rc, out = run(base + path, tmp_path)
+    assert (rc, out["verdict"]) == (code, verdict)
+    if path == "/critical":
+        assert {"kv_pressure", "queue_buildup"} <= {a["code"] for a in out["anomalies"]}
+    if path == "/html":
+        assert out["error"] == "not_metrics"
+
+
+def test_scan_unreachable(tmp_path: Path) -> None:
+    rc, out = run(dead_url(), tmp_path)
+    assert rc == 3 and out["error"] == "refused"
