@@ -168,9 +168,11 @@ class EngineModel:
         self.gpu_energy_mj = 0.0
         self.gpu_ecc_dbe = 0
         self._retracted_at = -math.inf
+        self._recent_queries = 0.0
+        self._recent_hits = 0.0
         self._schedule_arrivals(start)
         if scenario.crash:
-            self._crash_at = start
+            self._crash(start)
 
     # -- inputs -------------------------------------------------------------------------------------
 
@@ -182,10 +184,12 @@ class EngineModel:
         """Switch at the model's current time; the next quantum runs under the new scenario."""
         self.scenario = scenario
         self._schedule_arrivals(self.now)
-        self._crash_at = self.now if scenario.crash and self.up else math.inf
-        if not scenario.crash and not self.up:
-            self._restart_at = self.now
+        self._crash_at = math.inf
         self.xid = 0
+        if scenario.crash and self.up:
+            self._crash(self.now)  # dies at once, so the very next scrape fails
+        elif not scenario.crash and not self.up:
+            self._restart_at = self.now  # leaving engine_crash: back up on the next quantum
 
     def submit(self, prompt_tokens: int, max_tokens: int, now: float | None = None) -> SimRequest:
         """Queue a real (HTTP) request. It is scheduled from the next quantum on."""
@@ -206,6 +210,11 @@ class EngineModel:
     @property
     def cpu_kv_usage(self) -> float:
         return self.cpu_used_blocks / self.config.num_cpu_blocks if self.config.num_cpu_blocks else 0.0
+
+    @property
+    def recent_hit_rate(self) -> float | None:
+        """Prefix-cache hit rate over roughly the last 30 s; None before any query."""
+        return self._recent_hits / self._recent_queries if self._recent_queries > 1e-9 else None
 
     def state(self) -> dict[str, object]:
         return {
@@ -290,6 +299,7 @@ class EngineModel:
         q = t1 - t0
         budget = self._carry + q
         prefill_tokens = 0
+        q_tokens = h_tokens = 0
         admitted: list[SimRequest] = []
         total = self.config.num_gpu_blocks
         reserve = int(total * self.config.watermark)
@@ -324,6 +334,8 @@ class EngineModel:
                         hit = min(hit * self.config.block_size, req.prompt_tokens - 1)
                     st.prefix_queries += req.prompt_tokens
                     st.prefix_hits += hit
+                    q_tokens += req.prompt_tokens
+                    h_tokens += hit
                     st.prompt_tokens += req.prompt_tokens
                     st.prompt_tokens_cached += hit
                     computed = req.prompt_tokens - hit
@@ -334,6 +346,10 @@ class EngineModel:
                 prefill_tokens += computed
                 admitted.append(req)
                 self.running.append(req)
+        # a recent hit rate (30 s decay) for the engines that export a rate gauge (V0, SGLang)
+        decay = math.exp(-q / 30.0)
+        self._recent_queries = self._recent_queries * decay + q_tokens
+        self._recent_hits = self._recent_hits * decay + h_tokens
         prefill_s = prefill_tokens * self.config.prefill_s_per_token * sc.prefill_slowdown
         start_decode = t0 + max(0.0, -self._carry) + prefill_s
         budget -= prefill_s
@@ -498,6 +514,7 @@ class EngineModel:
         self.up = True
         self.restarts += 1
         self.stats = Stats(created=now)  # counters from 0, new _created timestamps
+        self._recent_queries = self._recent_hits = 0.0
         self._restart_at = math.inf
         self._schedule_arrivals(now)
         if self.scenario.crash:

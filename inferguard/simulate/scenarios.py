@@ -87,4 +87,5 @@ def get_scenario(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
     except (KeyError, TypeError):
-        raise ConfigError("scenario", f"unknown scenario {name!r}; expected one of {', '.join(SCENARIO_NAMES)}") from None
+        valid = ", ".join(SCENARIO_NAMES)
+        raise ConfigError("scenario", f"unknown scenario {name!r}; expected one of {valid}") from None

@@ -1,0 +1,5 @@
+import sys
+
+from inferguard.simulate.cli import main
+
+sys.exit(main())
