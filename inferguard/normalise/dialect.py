@@ -59,6 +59,8 @@ class Dialect:
     lazy_children: Mapping[str, str] = field(default_factory=dict)
     # Values at or above this are "not supported"/blank sentinels, i.e. unknown (DCGM).
     sentinel_at: float | None = None
+    # When the model is one label's value, naming it lets the per-sample loop skip a function call.
+    model_label: str | None = None
 
     def sample_names(self) -> frozenset[str]:
         names: set[str] = set()

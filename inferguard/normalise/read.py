@@ -50,18 +50,31 @@ def _first(samples: dict[str, list[tuple[Labels, float]]], names: tuple[str, ...
     return ()
 
 
-def fold_series(rows: Rows, spec: Series, model_of: Callable[[Labels], str],
+def _grouper(model_of: Callable[[Labels], str], model_label: str | None,
+             sum_by: tuple[str, ...]) -> Callable[[Labels], tuple[str, str | tuple[str, ...]]]:
+    """(model, sum_by group) of a sample; specialised for the common shapes (called per sample)."""
+    if model_label is not None and len(sum_by) == 1:
+        ml, rl = model_label, sum_by[0]
+        return lambda labels: (labels.get(ml, ""), labels.get(rl, ""))
+    if model_label is not None and not sum_by:
+        ml = model_label
+        return lambda labels: (labels.get(ml, ""), "")
+    return lambda labels: (model_of(labels), tuple([labels.get(n, "") for n in sum_by]))
+
+
+def fold_series(rows: Rows, spec: Series, model_of: Callable[[Labels], str], model_label: str | None,
                 sentinel: float | None) -> dict[str, float]:
     """model -> value: max among copies, then sum (or max) across ``sum_by`` groups."""
-    cell: dict[tuple[str, tuple[str, ...]], float] = {}
+    cell: dict[tuple[str, str | tuple[str, ...]], float] = {}
     match = spec.match
-    sum_by = spec.sum_by
+    group = _grouper(model_of, model_label, spec.sum_by)
+    isfinite = math.isfinite
     for labels, v in rows:
         if match is not None and labels.get(match[0]) != match[1]:
             continue
-        if not math.isfinite(v) or (sentinel is not None and v >= sentinel):
+        if not isfinite(v) or (sentinel is not None and v >= sentinel):
             continue  # NaN/Inf/blank sentinel: unknown
-        key = (model_of(labels), tuple([labels.get(n, "") for n in sum_by]) if sum_by else ())
+        key = group(labels)
         old = cell.get(key)
         if old is None or v > old:
             cell[key] = v
@@ -79,42 +92,52 @@ def fold_series(rows: Rows, spec: Series, model_of: Callable[[Labels], str],
     return out
 
 
-def fold_histogram(rows: Rows, spec: Histo, model_of: Callable[[Labels], str]) -> dict[str, Hist]:
+def fold_histogram(rows: Rows, spec: Histo, model_of: Callable[[Labels], str],
+                   model_label: str | None) -> dict[str, Hist]:
     """model -> cumulative buckets; copies folded by max per bucket, ``sum_by`` groups summed."""
-    cell: dict[tuple[str, tuple[str, ...]], dict[float, float]] = {}
-    sum_by = spec.sum_by
+    cell: dict[tuple[str, str | tuple[str, ...]], dict[float, float]] = {}
+    group = _grouper(model_of, model_label, spec.sum_by)
+    le_of = _LE_CACHE.get
+    inf = math.inf
+    last_key: tuple[str, str | tuple[str, ...]] | None = None
+    buckets: dict[float, float] = {}
     for labels, v in rows:
         le = labels.get("le")
-        if le is None or not v >= 0 or math.isinf(v):
+        if le is None or not v >= 0 or v == inf:
             continue
-        bound = _le(le)
+        bound = le_of(le)
         if bound is None:
-            continue
-        key = (model_of(labels), tuple([labels.get(n, "") for n in sum_by]) if sum_by else ())
-        buckets = cell.get(key)
-        if buckets is None:
-            cell[key] = buckets = {}
+            bound = _le(le)
+            if bound is None:
+                continue
+        key = group(labels)
+        if key != last_key:  # a series' buckets are adjacent on the page: one lookup per series
+            got = cell.get(key)
+            if got is None:
+                cell[key] = got = {}
+            buckets, last_key = got, key
         old = buckets.get(bound)
         if old is None or v > old:
             buckets[bound] = v
     merged: dict[str, dict[float, float]] = {}
-    for (model, _), buckets in cell.items():
+    for (model, _), found in cell.items():
         into = merged.get(model)
         if into is None:
-            merged[model] = dict(buckets)
+            merged[model] = found
         else:
-            for bound, v in buckets.items():
+            for bound, v in found.items():
                 into[bound] = into.get(bound, 0.0) + v
     out: dict[str, Hist] = {}
-    for model, buckets in merged.items():
-        bounds = tuple(sorted(buckets))
-        out[model] = (bounds, tuple([buckets[b] for b in bounds]))
+    for model, found in merged.items():
+        bounds = tuple(sorted(found))
+        out[model] = (bounds, tuple([found[b] for b in bounds]))
     return out
 
 
 def read(exp: Exposition, dialect: Dialect) -> dict[str, ModelSnap]:
     samples = exp.samples
     model_of = dialect.model_of
+    model_label = dialect.model_label
     sentinel = dialect.sentinel_at
     snaps: dict[str, ModelSnap] = {}
 
@@ -127,16 +150,16 @@ def read(exp: Exposition, dialect: Dialect) -> dict[str, ModelSnap]:
     for spec in dialect.gauges:
         rows = _first(samples, spec.names)
         if rows:
-            for model, v in fold_series(rows, spec, model_of, sentinel).items():
+            for model, v in fold_series(rows, spec, model_of, model_label, sentinel).items():
                 snap(model).gauges[spec.key] = v
     for spec in dialect.counters:
         rows = _first(samples, spec.names)
         if rows:
-            for model, v in fold_series(rows, spec, model_of, sentinel).items():
+            for model, v in fold_series(rows, spec, model_of, model_label, sentinel).items():
                 snap(model).counters[spec.key] = v
     for h in dialect.histograms:
         rows = _first(samples, h.names, "_bucket")
         if rows:
-            for model, hist in fold_histogram(rows, h, model_of).items():
+            for model, hist in fold_histogram(rows, h, model_of, model_label).items():
                 snap(model).hists[h.key] = hist
     return snaps

@@ -96,7 +96,7 @@ def _derive(g: Mapping[str, float], c: Mapping[str, float], d: Mapping[str, floa
 
 
 SGLANG = Dialect("sglang", by_model_name, _GAUGES, _COUNTERS, _HISTOGRAMS, _derive,
-                 ("kv_usage", "requests_running", "requests_waiting"))
+                 ("kv_usage", "requests_running", "requests_waiting"), model_label="model_name")
 
 MARKERS = ("sglang:num_running_reqs", "sglang:token_usage", "sglang:num_queue_reqs",
            "sglang:prompt_tokens_total", "sglang:time_to_first_token_seconds_bucket")

@@ -96,9 +96,10 @@ def _derive(g: Mapping[str, float], c: Mapping[str, float], d: Mapping[str, floa
 _LAZY = {"error": "finished", "abort": "finished"}
 _CORE = ("kv_usage", "requests_running", "requests_waiting")
 
-VLLM_V1 = Dialect("vllm-v1", by_model_name, _GAUGES, _COUNTERS, _HISTOGRAMS, _derive, _CORE, _LAZY)
+VLLM_V1 = Dialect("vllm-v1", by_model_name, _GAUGES, _COUNTERS, _HISTOGRAMS, _derive, _CORE, _LAZY,
+                  model_label="model_name")
 VLLM_V0 = Dialect("vllm-v0", by_model_name, _GAUGES, _COUNTERS, _HISTOGRAMS, _derive,
-                  (*_CORE, "requests_swapped"), _LAZY)
+                  (*_CORE, "requests_swapped"), _LAZY, model_label="model_name")
 
 # Names only one engine era prints (sample names; families for histograms are checked via _bucket).
 V0_MARKERS = ("vllm:num_requests_swapped", "vllm:gpu_prefix_cache_hit_rate")
