@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 
 from inferguard.simulate.dialects import DIALECTS
@@ -25,6 +26,10 @@ def _banner(sim: Simulator) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _after_shutdown(signum: int, frame: object) -> None:
+    """uvicorn handled SIGTERM already (clean shutdown) and re-raises it: nothing left to do."""
+
+
 def simulate_command(
     *,
     host: str = "127.0.0.1",
@@ -43,10 +48,14 @@ def simulate_command(
     # construct once up front so bad arguments fail before the event loop starts
     Simulator(targets=targets, dialect=dialect, scenario=scenario, model=model, seed=seed, speed=speed,
               host=host, port=port)
-    # uvicorn re-raises a captured SIGINT after its clean shutdown; that is a normal exit here
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_simulator(host=host, port=port, dialect=dialect, scenario=scenario, targets=targets,
-                                    model=model, seed=seed, speed=speed, ready=_banner))
+    # uvicorn re-raises a captured SIGINT/SIGTERM after its clean shutdown: both are a normal exit here
+    previous = signal.signal(signal.SIGTERM, _after_shutdown)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_simulator(host=host, port=port, dialect=dialect, scenario=scenario,
+                                        targets=targets, model=model, seed=seed, speed=speed, ready=_banner))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
