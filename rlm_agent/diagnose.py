@@ -1,0 +1,359 @@
+"""Deterministic diagnosis: every rule scores its root cause from the evidence; the best one wins.
+
+A rule that lacks the numbers it needs scores low instead of guessing, and when nothing scores
+above ``MIN_SCORE`` the answer is ``insufficient_evidence``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .features import Features
+
+# Thresholds, chosen from what a real vLLM did on this machine (docs/brain.md, "The rules").
+KV_HIGH = 0.85  # where vLLM starts preempting under load
+KV_FULL = 0.9
+KV_HEADROOM = 0.5  # below this at its peak the KV cache is not the wall
+WAITING_DEEP = 5.0
+PREEMPT_STORM = 0.5  # preemptions per second
+PREEMPT_ANY = 0.05
+ERROR_RATIO = 0.05
+LATENCY_JUMP = 2.0  # latest p95 over the window's baseline
+MIN_SCORE = 0.45
+
+
+def ev(signal: str, value: float | None, note: str) -> dict[str, Any]:
+    return {"signal": signal, "value": None if value is None else round(float(value), 6), "note": note}
+
+
+@dataclass(slots=True)
+class Candidate:
+    root_cause: str
+    score: float
+    summary: str
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True  # every signal the rule needs was known
+
+
+def regressed(f: Features, signal: str, factor: float = LATENCY_JUMP) -> float | None:
+    """Latest over baseline when the signal got ``factor`` times worse inside the window."""
+    s = f.get(signal)
+    if s is None or s.n < 2:
+        return None
+    base = s.baseline()
+    if base <= 0:
+        return s.latest if s.latest > 0 and s.max > 0.05 else None
+    ratio = s.max / base
+    return ratio if ratio >= factor else None
+
+
+def _anomaly_notes(f: Features, code: str) -> list[dict[str, Any]]:
+    out = []
+    for item in f.anomaly_evidence.get(code, [])[:4]:
+        note = item.get("note") or f"{code} evidence"
+        out.append(ev(item["signal"], item.get("value"), str(note)[:300]))
+    return out
+
+
+def rule_engine_down(f: Features) -> Candidate | None:
+    if "endpoint_unreachable" not in f.active:
+        return None
+    return Candidate("engine_down", 0.95, "The engine's /metrics endpoint does not answer: the engine is down "
+                     "or unreachable.", _anomaly_notes(f, "endpoint_unreachable")
+                     or [ev("endpoint_unreachable", None, "scrapes failing")])
+
+
+def rule_gpu_fault(f: Features) -> Candidate | None:
+    evidence = []
+    xid = f.peak("gpu_xid_error")
+    if xid is not None and xid > 0:
+        evidence.append(ev("gpu_xid_error", xid, "GPU reported an XID error"))
+    dbe = f.peak("gpu_ecc_dbe_per_s")
+    if dbe is not None and dbe > 0:
+        evidence.append(ev("gpu_ecc_dbe_per_s", dbe, "double-bit ECC errors"))
+    if "gpu_fault" in f.seen:
+        evidence.extend(_anomaly_notes(f, "gpu_fault"))
+    if not evidence:
+        return None
+    return Candidate("gpu_fault", 0.92, "The GPU under the engine reports a hardware fault (XID / ECC).",
+                     evidence)
+
+
+def rule_engine_restarted(f: Features) -> Candidate | None:
+    if "engine_restart" not in f.seen:
+        return None
+    restarts = restart_count(f)
+    summary = "The engine restarted (counters went backwards)"
+    summary += f"; {restarts} restarts including remembered incidents." if restarts > 1 else "."
+    return Candidate("engine_restarted", 0.85, summary,
+                     [*_anomaly_notes(f, "engine_restart"), ev("restarts", restarts, "restarts seen")])
+
+
+def restart_count(f: Features) -> int:
+    own = 1 if "engine_restart" in f.seen else 0
+    return own + sum(1 for s in f.similar if "engine_restart" in s.get("codes", [])
+                     and (not s.get("target") or s.get("target") == f.target))
+
+
+def rule_error_burst(f: Features) -> Candidate | None:
+    ratio = f.peak("error_ratio")
+    rate = f.peak("requests_error_per_s")
+    if not ((ratio is not None and ratio >= ERROR_RATIO) or "error_rate" in f.seen):
+        return None
+    evidence = []
+    if ratio is not None:
+        evidence.append(ev("error_ratio", ratio, "peak share of requests finishing with an error"))
+    if rate is not None:
+        evidence.append(ev("requests_error_per_s", rate, "peak errored requests per second"))
+    evidence.extend(_anomaly_notes(f, "error_rate"))
+    score = 0.7 + min(0.2, (ratio or 0.0))
+    return Candidate("error_burst", score, "Requests are failing in a burst.", evidence,
+                     complete=ratio is not None)
+
+
+def rule_cpu_swap(f: Features) -> Candidate | None:
+    swapped = f.peak("requests_swapped")
+    if not ((swapped is not None and swapped > 0) or "swap_activity" in f.seen):
+        return None
+    evidence = []
+    if swapped is not None:
+        evidence.append(ev("requests_swapped", swapped, "peak requests swapped to CPU"))
+    evidence.extend(_anomaly_notes(f, "swap_activity"))
+    kv = f.peak("kv_usage")
+    score = 0.75 + (0.1 if kv is not None and kv >= KV_HIGH else 0.0)
+    if kv is not None:
+        evidence.append(ev("kv_usage", kv, "peak KV-cache usage"))
+    return Candidate("cpu_swap_thrash", score, "KV blocks are being swapped to CPU memory and back: "
+                     "the KV cache is oversubscribed and swap is eating throughput.", evidence,
+                     complete=swapped is not None)
+
+
+def _pressure_relief(f: Features) -> tuple[float | None, float | None]:
+    pre, ret = f.mean("preemptions_per_s"), f.mean("retractions_per_s")
+    return pre, ret
+
+
+def rule_kv_exhaustion(f: Features) -> Candidate | None:
+    kv = f.get("kv_usage")
+    if kv is None:
+        if "kv_pressure" in f.seen and "preemption_storm" in f.seen:
+            return Candidate("kv_cache_exhaustion", 0.55, "KV pressure and a preemption storm were "
+                             "detected, but the window holds no KV usage.",
+                             _anomaly_notes(f, "kv_pressure") + _anomaly_notes(f, "preemption_storm"),
+                             complete=False)
+        return None
+    if kv.max < KV_FULL:
+        return None
+    pre, ret = _pressure_relief(f)
+    waiting = f.get("requests_waiting")
+    evidence = [ev("kv_usage", kv.max, f"peak KV-cache usage (min {kv.min:.2f}, mean {kv.mean:.2f})")]
+    score = 0.35
+    if pre is not None:
+        evidence.append(ev("preemptions_per_s", pre, "mean preemptions per second over the window"))
+        if pre >= PREEMPT_STORM:
+            score += 0.35
+        elif pre >= PREEMPT_ANY:
+            score += 0.2
+    if ret is not None and ret > 0:
+        evidence.append(ev("retractions_per_s", ret, "mean SGLang retractions per second"))
+        score += 0.3
+    if "preemption_storm" in f.seen and (pre is None or pre < PREEMPT_ANY):
+        score += 0.2
+        evidence.extend(_anomaly_notes(f, "preemption_storm"))
+    if waiting is not None and waiting.max >= WAITING_DEEP:
+        evidence.append(ev("requests_waiting", waiting.max, "peak requests waiting"))
+        score += 0.15
+    if kv.frac_at_least(KV_HIGH) >= 0.3:
+        score += 0.1
+    complete = pre is not None or ret is not None
+    return Candidate("kv_cache_exhaustion", min(score, 0.95),
+                     "The KV cache is exhausted: usage reaches "
+                     f"{kv.max:.2f} and the scheduler preempts running requests to make room, so work is "
+                     "recomputed and the queue grows.", evidence, complete=complete)
+
+
+def rule_admission_overload(f: Features) -> Candidate | None:
+    waiting = f.get("requests_waiting")
+    if waiting is None or (waiting.max < WAITING_DEEP and "queue_buildup" not in f.seen):
+        return None
+    kv = f.get("kv_usage")
+    pre = f.mean("preemptions_per_s")
+    evidence = [ev("requests_waiting", waiting.max, f"peak requests waiting (mean {waiting.mean:.1f})")]
+    if kv is None:
+        return Candidate("admission_overload", 0.4, "Requests queue, but KV usage is unknown, so the wall "
+                         "cannot be told apart from KV exhaustion.", evidence, complete=False)
+    if kv.max >= KV_HEADROOM:
+        return None
+    evidence.append(ev("kv_usage", kv.max, "peak KV-cache usage: the cache has headroom"))
+    if pre is not None and pre >= PREEMPT_ANY:
+        return None
+    score = 0.65
+    if pre is not None:
+        evidence.append(ev("preemptions_per_s", pre, "no preemptions: the KV cache is not the limit"))
+    running = f.get("requests_running")
+    if running is not None:
+        evidence.append(ev("requests_running", running.max, "peak requests running (the batch)"))
+    ttft = regressed(f, "ttft_p95_s") or regressed(f, "ttft_p50_s")
+    if ttft is not None or "ttft_regression" in f.seen:
+        signal = "ttft_p95_s" if f.get("ttft_p95_s") is not None else "ttft_p50_s"
+        evidence.append(ev(signal, f.peak(signal), "time to first token rose while requests waited"))
+        score += 0.15
+    if kv.max < 0.2:
+        score += 0.1
+    return Candidate("admission_overload", min(score, 0.92),
+                     f"Requests queue ({waiting.max:.0f} waiting) while the KV cache has headroom "
+                     f"(peak {kv.max:.4f}) and nothing is preempted: the batch limit or compute is the wall.",
+                     evidence, complete=pre is not None)
+
+
+def rule_prefix_thrash(f: Features) -> Candidate | None:
+    hit = f.get("prefix_cache_hit_ratio")
+    evidence: list[dict[str, Any]] = []
+    dropped = False
+    if hit is not None and hit.n >= 2:
+        base = hit.baseline()
+        if base >= 0.3 and hit.latest <= 0.5 * base:
+            dropped = True
+            evidence.append(ev("prefix_cache_hit_ratio", hit.latest,
+                               f"hit ratio fell from {base:.2f} at the start of the window"))
+    if "prefix_cache_regression" in f.seen:
+        dropped = True
+        evidence.extend(_anomaly_notes(f, "prefix_cache_regression"))
+    if not dropped:
+        return None
+    queries = f.mean("prefix_cache_queries_per_s")
+    if queries is not None:
+        if queries <= 0:
+            return None  # no traffic asking the cache: a ratio over nothing is not thrash
+        evidence.append(ev("prefix_cache_queries_per_s", queries, "tokens per second still asking the cache"))
+    kv = f.peak("kv_usage")
+    score = 0.65 + (0.1 if kv is not None and kv >= KV_HIGH else 0.0)
+    if kv is not None:
+        evidence.append(ev("kv_usage", kv, "peak KV-cache usage"))
+    return Candidate("prefix_cache_thrash", score, "Prefix-cache hits collapsed while requests still "
+                     "query it: cached prefixes are evicted before they are reused, so prefill is redone.",
+                     evidence, complete=queries is not None)
+
+
+def rule_prefill(f: Features) -> Candidate | None:
+    ttft = regressed(f, "ttft_p95_s") or regressed(f, "ttft_p50_s")
+    if ttft is None and "ttft_regression" not in f.seen:
+        return None
+    waiting = f.peak("requests_waiting")
+    kv = f.peak("kv_usage")
+    if (waiting is not None and waiting >= WAITING_DEEP) or (kv is not None and kv >= KV_FULL):
+        return None  # a queue or a full cache explains the TTFT better; their rules decide
+    itl = regressed(f, "itl_p95_s", 1.5)
+    if itl is not None:
+        return None
+    signal = "ttft_p95_s" if f.get("ttft_p95_s") is not None else "ttft_p50_s"
+    evidence = [ev(signal, f.peak(signal), "time to first token regressed")] if f.get(signal) else []
+    evidence.extend(_anomaly_notes(f, "ttft_regression"))
+    score = 0.5
+    for shape in ("prompt_len_p99", "prompt_tokens_per_s"):
+        s = f.get(shape)
+        if s is not None and s.n >= 2 and s.baseline() > 0 and s.max >= 1.5 * s.baseline():
+            evidence.append(ev(shape, s.max, f"rose from {s.baseline():.0f}: longer or more prompts"))
+            score += 0.15
+            break
+    return Candidate("prefill_bottleneck", score, "Time to first token regressed while decode speed held "
+                     "and nothing queued: prefill is the bottleneck.", evidence,
+                     complete=f.get("itl_p95_s") is not None)
+
+
+def rule_decode(f: Features) -> Candidate | None:
+    itl = regressed(f, "itl_p95_s", 1.5) or regressed(f, "itl_p50_s", 1.5)
+    spec = f.get("spec_accept_ratio")
+    collapsed = "spec_decode_collapse" in f.seen or (
+        spec is not None and spec.n >= 2 and spec.baseline() >= 0.4 and spec.latest <= 0.5 * spec.baseline())
+    if itl is None and "itl_regression" not in f.seen and not collapsed:
+        return None
+    kv = f.peak("kv_usage")
+    if kv is not None and kv >= KV_FULL and not collapsed:
+        return None
+    evidence = []
+    signal = "itl_p95_s" if f.get("itl_p95_s") is not None else "itl_p50_s"
+    if f.get(signal) is not None:
+        evidence.append(ev(signal, f.peak(signal), "inter-token latency regressed"))
+    evidence.extend(_anomaly_notes(f, "itl_regression"))
+    score = 0.55
+    summary = "Inter-token latency regressed: decode is the bottleneck."
+    if collapsed:
+        if spec is not None:
+            evidence.append(ev("spec_accept_ratio", spec.latest,
+                               f"speculative acceptance fell from {spec.baseline():.2f}"))
+        evidence.extend(_anomaly_notes(f, "spec_decode_collapse"))
+        score = 0.75
+        summary = ("Speculative-decoding acceptance collapsed: draft tokens are rejected, so each decode "
+                   "step does wasted work and decode slows.")
+    return Candidate("decode_bottleneck", score, summary, evidence, complete=f.get(signal) is not None)
+
+
+RULES: tuple[Callable[[Features], Candidate | None], ...] = (
+    rule_engine_down,
+    rule_gpu_fault,
+    rule_engine_restarted,
+    rule_error_burst,
+    rule_cpu_swap,
+    rule_kv_exhaustion,
+    rule_admission_overload,
+    rule_prefix_thrash,
+    rule_prefill,
+    rule_decode,
+)
+
+
+def candidates(f: Features) -> list[Candidate]:
+    """Every rule that fired, best first (ties keep RULES order)."""
+    found = [c for rule in RULES if (c := rule(f)) is not None]
+    return sorted(found, key=lambda c: -c.score)
+
+
+def claim_status(f: Features, c: Candidate) -> str:
+    if f.synthetic:
+        return "synthetic"
+    live = f.kind == "proactive" or bool(f.active)
+    return "measured" if c.complete and live else "inferred"
+
+
+def insufficient(f: Features, best: Candidate | None) -> dict[str, Any]:
+    missing = sorted({"metrics_missing", "engine_unidentified"} & f.seen)
+    parts = []
+    if not f.stats:
+        parts.append("the window holds no signals")
+    if missing:
+        parts.append("detectors reported " + ", ".join(missing))
+    if best is not None:
+        parts.append(f"the strongest lead ({best.root_cause}, score {best.score:.2f}) is too weak to claim")
+    if not parts:
+        parts.append("no rule's evidence holds")
+    evidence = best.evidence[:4] if best is not None else []
+    return {
+        "root_cause": "insufficient_evidence",
+        "summary": "Not enough evidence for a root cause: " + "; ".join(parts) + ".",
+        "evidence": evidence,
+        "confidence": 0.5,
+        "claim_status": "synthetic" if f.synthetic else "not_proven",
+        "source": "rules",
+        "fallback_reason": None,
+    }
+
+
+def diagnose(f: Features) -> dict[str, Any]:
+    """The deterministic diagnosis dict (answer schema ``diagnosis``)."""
+    ranked = candidates(f)
+    best = ranked[0] if ranked else None
+    if best is None or best.score < MIN_SCORE:
+        return insufficient(f, best)
+    confidence = best.score if best.complete else min(best.score, 0.6)
+    return {
+        "root_cause": best.root_cause,
+        "summary": best.summary,
+        "evidence": best.evidence[:16],
+        "confidence": round(confidence, 3),
+        "claim_status": claim_status(f, best),
+        "source": "rules",
+        "fallback_reason": None,
+    }

@@ -1,0 +1,1 @@
+"""Labelled evaluation cases (``cases/*.json``) and the runner behind ``rlm-agent eval``."""
