@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from inferguard.normalise.identify import identify
-from inferguard.normalise.target import DIALECTS, START_TIME, Normalised, TargetNormaliser
+from inferguard.normalise.target import DIALECTS, ENGINE_HINTS, START_TIME, Normalised, TargetNormaliser
 
-__all__ = ["KEEP", "KEEP_NAMES", "Normalised", "TargetNormaliser", "identify"]
+__all__ = ["ENGINE_HINTS", "KEEP", "KEEP_NAMES", "Normalised", "TargetNormaliser", "identify"]
 
 KEEP_NAMES: frozenset[str] = frozenset(
     {START_TIME}.union(*(d.sample_names() for d in DIALECTS.values()))

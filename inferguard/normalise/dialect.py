@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from inferguard.models import Labels
 
@@ -32,7 +33,7 @@ class Series:
     names: tuple[str, ...]
     match: tuple[str, str] | None = None
     sum_by: tuple[str, ...] = ()
-    across: str = "sum"
+    across: Literal["sum", "max"] = "sum"
 
 
 @dataclass(frozen=True, slots=True)

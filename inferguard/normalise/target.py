@@ -19,6 +19,8 @@ from inferguard.normalise.vllm import VLLM_V0, VLLM_V1
 DIALECTS: Mapping[str, Dialect] = {d.engine: d for d in (VLLM_V1, VLLM_V0, SGLANG, DCGM)}
 START_TIME = "process_start_time_seconds"  # changes when the serving process restarts
 _NO_HINT = (None, "", "auto")
+# What a target's ``engine`` setting may say (config can validate against this before building).
+ENGINE_HINTS: tuple[str, ...] = ("auto", *DIALECTS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,8 @@ def _derive(g: Mapping[str, float], c: Mapping[str, float], d: Mapping[str, floa
     put(out, "requests_waiting", g.get("waiting"))
     put(out, "requests_swapped", g.get("swapped"))
     if "prefix_queries" not in c:
-        # V0 only has the engine's own gauge; -1 means prefix caching is off (unknown, not 0).
+        # V0 only has the engine's own gauge; -1 means prefix caching is off (unknown, not 0). It is a
+        # since-start block hit rate, so it moves slowly: the best there is on V0, not a window ratio.
         hr = g.get("hit_rate_gauge")
         if hr is not None and hr >= 0:
             out["prefix_cache_hit_ratio"] = hr

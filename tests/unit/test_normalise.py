@@ -8,7 +8,7 @@ import pytest
 
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.models import SIGNALS, Exposition, Signals
-from inferguard.normalise import KEEP, KEEP_NAMES, Normalised, TargetNormaliser, identify
+from inferguard.normalise import ENGINE_HINTS, KEEP, KEEP_NAMES, Normalised, TargetNormaliser, identify
 from inferguard.sources.exposition import parse
 
 M = 'model_name="m"'
@@ -349,6 +349,8 @@ def test_engine_hint_settles_an_ambiguous_vllm_page_only() -> None:
 def test_bad_hint_and_bad_input_are_typed_errors() -> None:
     with pytest.raises(ConfigError, match="engine_hint"):
         TargetNormaliser("t", engine_hint="tgi")
+    for hint in ENGINE_HINTS:
+        TargetNormaliser("t", engine_hint=hint)  # every advertised hint is accepted
     n = TargetNormaliser("t")
     with pytest.raises(InferGuardError, match="Exposition"):
         n.update(0.0, "vllm:num_requests_running 1")  # type: ignore[arg-type]
