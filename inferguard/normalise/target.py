@@ -143,6 +143,9 @@ class TargetNormaliser:
             values = dialect.derive(cur.gauges, cur.counters, deltas, elapsed if elapsed else 0.0)
             if window is not None:
                 _quantiles(dialect, window[1], values)
+            if not all(map(math.isfinite, values.values())):
+                # Overflowing sums or a le="-Inf" bucket on a hostile page: unknown, never inf/NaN.
+                values = {k: v for k, v in values.items() if math.isfinite(v)}
             any_restart = any_restart or model_restart
             missing = tuple(n for n in dialect.core if n not in values)
             signals.append(Signals(self.target, ts, engine, model, values, model_restart, missing))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.models import SIGNALS, Exposition, Signals
@@ -362,3 +364,50 @@ def test_non_finite_values_are_unknown() -> None:
     s = only(TargetNormaliser("t").update(0.0, page(
         f'vllm:kv_cache_usage_perc{{engine="0",{M}}} NaN', f'vllm:num_requests_running{{engine="0",{M}}} +Inf')))
     assert "kv_usage" not in s.values and "requests_running" not in s.values
+
+
+# --- hostile pages -------------------------------------------------------------------------------------
+
+def test_odd_bucket_bounds_and_counts_are_skipped() -> None:
+    n = TargetNormaliser("t")
+    odd = ['le="abc"', 'le="NaN"', 'le="-Inf"']
+    n.update(0.0, page(*_ttft([1, 2, 3, 3]), *(
+        f'vllm:time_to_first_token_seconds_bucket{{engine="0",{o},{M}}} 1' for o in odd)))
+    s = only(n.update(5.0, page(*_ttft([1, 4, 5, 5]), *(
+        f'vllm:time_to_first_token_seconds_bucket{{engine="0",{o},{M}}} 9' for o in odd))))
+    # le="-Inf" is a real (if absurd) bound: the window's p50 then sits there and is dropped as non-finite.
+    assert all(math.isfinite(v) for v in s.values.values())
+    assert set(s.values) <= set(SIGNALS)
+
+
+_NAMES = sorted(KEEP_NAMES)
+_LABEL_VALUES = st.sampled_from(["0", "1", "m", "", "error", "abort", "prefill_cache", "+Inf", "0.5", "x"])
+_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**6).map(float))
+
+
+@st.composite
+def _pages(draw: st.DrawFn) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 25))):
+        name = draw(st.sampled_from(_NAMES))
+        keys = draw(st.lists(st.sampled_from(["model_name", "engine", "le", "gpu", "finished_reason", "mode",
+                                              "dp_rank", "tp_rank", "pid"]), unique=True, max_size=4))
+        labels = ",".join(f'{k}="{draw(_LABEL_VALUES)}"' for k in keys)
+        value = draw(_VALUES)
+        text = "NaN" if math.isnan(value) else ("+Inf" if value == math.inf else "-Inf" if value == -math.inf
+                                               else repr(value))
+        lines.append(f"{name}{{{labels}}} {text}" if labels else f"{name} {text}")
+    return "\n".join(lines) + "\n# end\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(_pages(), _pages(), st.floats(min_value=0.001, max_value=1e6))
+def test_any_page_pair_yields_only_known_finite_signals(a: str, b: str, elapsed: float) -> None:
+    n = TargetNormaliser("t")
+    for ts, text in ((1000.0, a), (1000.0 + elapsed, b)):
+        r = n.update(ts, parse(text, KEEP))
+        assert r.engine in ("vllm-v1", "vllm-v0", "sglang", "dcgm", "unknown")
+        for s in r.signals:
+            assert set(s.values) <= set(SIGNALS)
+            assert all(math.isfinite(v) for v in s.values.values())
+            assert set(s.missing).isdisjoint(s.values)
