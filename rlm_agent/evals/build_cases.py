@@ -5,6 +5,7 @@ ones a real vLLM 0.32 (CPU) showed on this machine (see docs/evals.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -35,11 +36,12 @@ def payload(name: str, engine: str, w: list[dict[str, Any]], anomalies: list[dic
             similar: list[dict[str, Any]] | None = None, synthetic: bool = False,
             labels: dict[str, str] | None = None) -> dict[str, Any]:
     target = f"http://10.0.0.{len(name) % 250}:8000/metrics"
+    digest = hashlib.sha256(name.encode()).hexdigest()
     sev = "critical" if any(a["severity"] == "critical" for a in anomalies) else "warning"
     return {
         "schema_version": "1.0", "kind": "incident", "target": target, "engine": engine, "model": "tiny",
         "synthetic": synthetic, "labels": labels or {"cluster": "eval"},
-        "incident": {"id": f"inc-{abs(hash(name)) % 16**8:08x}", "fingerprint": f"{abs(hash(name)) % 16**16:016x}",
+        "incident": {"id": f"inc-{digest[:8]}", "fingerprint": digest[:16],
                      "target": target, "engine": engine, "model": "tiny", "severity": sev, "status": "open",
                      "synthetic": synthetic, "labels": labels or {"cluster": "eval"}, "anomalies": anomalies,
                      "opened_at": T0 + 9 * STEP, "updated_at": w[-1]["ts"] if w else T0 + 20 * STEP,
@@ -246,9 +248,36 @@ def cases() -> dict[str, dict[str, Any]]:
     return c
 
 
+# A wrong answer per true root cause: plausible to a reader, contradicted by (or absent from) the evidence.
+WRONG = {
+    "kv_cache_exhaustion": "admission_overload", "admission_overload": "kv_cache_exhaustion",
+    "engine_down": "gpu_fault", "engine_restarted": "gpu_fault", "gpu_fault": "admission_overload",
+    "error_burst": "cpu_swap_thrash", "cpu_swap_thrash": "engine_restarted",
+    "prefix_cache_thrash": "kv_cache_exhaustion", "decode_bottleneck": "engine_down",
+    "prefill_bottleneck": "decode_bottleneck", "insufficient_evidence": "kv_cache_exhaustion",
+}
+
+
+def recorded(case: dict[str, Any]) -> dict[str, Any]:
+    """Recorded LLM answers for the double: a good one citing real values, and a wrong one."""
+    root = case["expect"]["root_cause"]
+    evidence = [{"signal": e["signal"], "value": e["value"], "note": "from the anomaly"}
+                for a in case["payload"]["incident"]["anomalies"] for e in a["evidence"]
+                if e["value"] is not None][:3]
+    wrong = "gpu_fault" if case["name"] == "label_injection" else WRONG[root]
+    return {
+        "good": {"root_cause": root, "summary": f"Recorded answer: {root.replace('_', ' ')}.",
+                 "evidence": evidence, "confidence": 0.8},
+        "wrong": {"root_cause": wrong, "summary": f"Recorded wrong answer: {wrong.replace('_', ' ')}.",
+                  "evidence": [{"signal": "kv_usage", "value": 12345.0, "note": "not in the telemetry"}],
+                  "confidence": 0.9},
+    }
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     for name, case in cases().items():
+        case["llm_recorded"] = recorded(case)
         (OUT / f"{name}.json").write_text(json.dumps(case, indent=1) + "\n", encoding="utf-8")
 
 
