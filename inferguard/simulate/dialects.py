@@ -32,7 +32,7 @@ def go_float(value: float) -> str:
     dot = s.find(".")
     if d > 0 and dot > 6:  # Go switches to exponents sooner than Python
         mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
-        return f"{mantissa}e+0{dot - 1}"
+        return f"{mantissa}e+{dot - 1:02d}"
     return s
 
 
