@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from inferguard.detectors import DetectorConfig
 from inferguard.errors import ConfigError
 from inferguard.models import Target
+from inferguard.normalise import ENGINE_HINTS
 
 
 def _cfg(prefix: str = "INFERGUARD_") -> SettingsConfigDict:
@@ -103,6 +104,13 @@ class TargetSpec(BaseModel):
     @classmethod
     def _url(cls, v: str) -> str:
         return _check_url(v)
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str | None) -> str | None:
+        if v is not None and v not in ENGINE_HINTS:
+            raise ValueError(f"unknown engine {v!r}; one of {', '.join(sorted(h for h in ENGINE_HINTS if h))}")
+        return v
 
 
 def _check_url(v: str) -> str:

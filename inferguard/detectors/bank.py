@@ -49,6 +49,7 @@ BASELINED = ("ttft_p95_s", "itl_p95_s", "prefix_cache_hit_ratio", "spec_accept_r
 _FIRE_NOW = {"engine_restart": 1}
 _CLEAR_NOW = {"engine_restart": 1, "endpoint_unreachable": 1, "metrics_missing": 1}
 TARGET_LEVEL = "endpoint_unreachable", "engine_unidentified"
+_TARGET = "\x00target"  # the stream key of target-level tracks; no model can be called this
 
 
 @dataclass(slots=True)
@@ -119,7 +120,7 @@ class DetectorBank:
     def target_status(self, target: str, ts: float, *, error: str | None, engine: str | None) -> list[Finding]:
         """Reachability and identification, judged per scrape; returns the active target-level findings."""
         cfg = self.config_for(target)
-        st = self._stream(target, "")
+        st = self._stream(target, _TARGET)
         if error is not None:
             down = Condition("fire", "critical", f"scrape failed: {error}",
                              (ev("scrape_error", None, note=error),))
@@ -132,10 +133,10 @@ class DetectorBank:
         st.tracks.setdefault("endpoint_unreachable", Track()).step(
             down, ts, cfg.unreachable_after, _CLEAR_NOW["endpoint_unreachable"])
         st.tracks.setdefault("engine_unidentified", Track()).step(unident, ts, cfg.fire_after, 1)
-        return self._findings(st, target, "")
+        return self._findings(st, target, "")  # target-level findings name no model
 
     def is_down(self, target: str) -> bool:
-        st = self._streams.get((target, ""))
+        st = self._streams.get((target, _TARGET))
         return bool(st and st.tracks.get("endpoint_unreachable", Track()).active)
 
     def window(self, target: str, model: str) -> list[Signals]:
@@ -143,7 +144,7 @@ class DetectorBank:
         return list(st.samples) if st else []
 
     def models(self, target: str) -> list[str]:
-        return [m for (t, m) in self._streams if t == target and m]
+        return [m for (t, m) in self._streams if t == target and m != _TARGET]
 
     def forget(self, target: str, model: str) -> None:
         self._streams.pop((target, model), None)

@@ -60,6 +60,9 @@ def test_targets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f.write_text("- url: http://a:8000/metrics\n  thresholds: {kv_treshold: 0.9}\n")
     with pytest.raises(ConfigError, match="kv_treshold"):
         Settings.load().target_list()
+    f.write_text("- url: http://a:8000/metrics\n  engine: vllm\n")
+    with pytest.raises(ConfigError, match="unknown engine 'vllm'"):
+        Settings.load().target_list()
     f.write_text("- url: ftp://nope\n")
     with pytest.raises(ConfigError, match=r"INFERGUARD_TARGETS_FILE\[0\]"):
         Settings.load().target_list()
