@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import math
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -148,18 +149,25 @@ class Simulator:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=2)
+        # bind here, not in uvicorn: a busy port becomes a ConfigError instead of uvicorn's sys.exit
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError("port", f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         self._server = server
-        self._serve_task = asyncio.create_task(server.serve())
+        self._serve_task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
-            if self._serve_task.done():  # bind failed: surface it as a typed error
-                exc = self._serve_task.exception()
-                raise ConfigError("port", f"cannot listen on {self.host}:{self.port}: {exc!r}")
+            if self._serve_task.done():
+                sock.close()
+                raise ConfigError("port", f"cannot serve on {self.url}: {self._serve_task.exception()!r}")
             await asyncio.sleep(0.01)
-        sock = server.servers[0].sockets[0]
-        self.port = sock.getsockname()[1]
         self._tick_task = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
