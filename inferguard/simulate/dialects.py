@@ -283,10 +283,10 @@ class PageRenderer:
         one("vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage. 1 means 100 percent usage.", model.kv_usage)
         one("vllm:cpu_cache_usage_perc", "gauge", "CPU KV-cache usage. 1 means 100 percent usage.",
             model.cpu_kv_usage)
-        rate = model.recent_hit_rate
+        # V0 reported a since-start hit rate (so it moves slowly), and -1 before any query
+        rate = st.prefix_hits / st.prefix_queries if st.prefix_queries else -1.0
         one("vllm:cpu_prefix_cache_hit_rate", "gauge", "CPU prefix cache block hit rate.", -1.0)
-        one("vllm:gpu_prefix_cache_hit_rate", "gauge", "GPU prefix cache block hit rate.",
-            -1.0 if rate is None else rate)
+        one("vllm:gpu_prefix_cache_hit_rate", "gauge", "GPU prefix cache block hit rate.", rate)
         _family(out, "vllm:lora_requests_info", "gauge", "Running stats on lora requests.")
         # an info gauge whose value is the wall clock, as V0 wrote it
         out.append(f'vllm:lora_requests_info{{max_lora="0",running_lora_adapters="",waiting_lora_adapters=""}} '
