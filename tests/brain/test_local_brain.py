@@ -1,0 +1,65 @@
+"""InferGuard's LocalBrain: rlm_agent in-process, with the daemon's own settings object."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from pydantic import SecretStr
+
+from inferguard.brain import Brain, LocalBrain, build_brain
+from inferguard.errors import PayloadError
+from inferguard.payloads import build_incident_payload
+from rlm_agent.testing import RecordedLLMServer, Reply
+
+from .conftest import CASES, case_payload
+
+KEY = "sk-local-SECRET"
+
+
+def settings(url: str, key: str | None = KEY) -> SimpleNamespace:
+    # The shape of inferguard.config.BrainSettings (the lead's settings group).
+    return SimpleNamespace(gmi_api_key=SecretStr(key) if key else None, gmi_base_url=url, gmi_model="m",
+                           llm_timeout_seconds=2.0, llm_max_calls_per_hour=10, llm_redact=False)
+
+
+async def test_local_brain_without_llm_is_the_rules() -> None:
+    brain = build_brain("local", url=None, llm=None)
+    assert isinstance(brain, Brain)
+    case = case_payload("real_vllm_admission_overload")
+    answer = await brain.advise(build_incident_payload(case["incident"], case["window"], []))
+    await brain.aclose()
+    assert answer["diagnosis"]["root_cause"] == "admission_overload"
+    assert answer["diagnosis"]["fallback_reason"] is None and "llm" not in answer
+
+
+async def test_local_brain_with_the_daemon_settings(llm_server: RecordedLLMServer) -> None:
+    llm_server.push(Reply.answer(CASES["real_vllm_kv_overload"]["llm_recorded"]["good"]))
+    brain = LocalBrain(settings(llm_server.base_url))
+    case = case_payload("real_vllm_kv_overload")
+    answer = await brain.advise(build_incident_payload(case["incident"], case["window"], []))
+    usage = brain.usage
+    await brain.aclose()
+    assert answer["diagnosis"]["source"] == "llm"
+    assert usage is not None and usage["calls"] == 1
+    assert llm_server.requests[0]["body"]["model"] == "m"
+
+
+async def test_local_brain_settings_without_key_say_why(llm_server: RecordedLLMServer) -> None:
+    brain = LocalBrain(settings(llm_server.base_url, key=None))
+    case = case_payload("real_vllm_kv_overload")
+    answer = await brain.advise(build_incident_payload(case["incident"], case["window"], []))
+    await brain.aclose()
+    assert answer["diagnosis"]["fallback_reason"].startswith("llm_no_api_key")
+    assert llm_server.requests == []
+
+
+async def test_local_brain_maps_rlm_errors_to_payload_error() -> None:
+    brain = LocalBrain()
+    payload = case_payload("real_vllm_kv_overload")
+    payload["engine"] = "tgi"
+    with pytest.raises(PayloadError, match="/engine"):
+        await brain.advise(payload)
+    with pytest.raises(PayloadError, match="kind"):
+        await brain.advise({**case_payload("engine_down"), "kind": "proactive"})
+    await brain.aclose()
