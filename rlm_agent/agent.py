@@ -45,15 +45,23 @@ def advise(payload: dict[str, Any], *, llm: LLMClient | None = None) -> dict[str
     return validate_answer(rules_answer(_incident_payload(payload)))
 
 
-async def aadvise(payload: dict[str, Any], *, llm: LLMClient | None = None) -> dict[str, Any]:
-    """Diagnose an incident payload; with an LLM the rules' answer is refined and checked."""
+def _checked_rules(payload: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     checked = _incident_payload(payload)
-    answer = rules_answer(checked)
+    return checked, rules_answer(checked)
+
+
+async def aadvise(payload: dict[str, Any], *, llm: LLMClient | None = None) -> dict[str, Any]:
+    """Diagnose an incident payload; with an LLM the rules' answer is refined and checked.
+
+    Validation and rules run in a worker thread: schema checks of a long window take tens of
+    milliseconds, which the caller's event loop should not spend.
+    """
+    checked, answer = await asyncio.to_thread(_checked_rules, payload)
     if llm is not None:
         from .refine import refine  # the LLM path loads the openai SDK only when it is used
 
         answer = await refine(checked, answer, llm)
-    return validate_answer(answer)
+    return await asyncio.to_thread(validate_answer, answer)
 
 
 def investigate(payload: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +75,8 @@ async def ainvestigate(payload: dict[str, Any], *, llm: LLMClient | None = None)
     """Proactive W1–W4 investigation; with an LLM each sub-question gets its own explanation."""
     from .proactive import investigate_llm, investigate_rules
 
-    checked = validate_payload(payload)
-    answer = investigate_rules(checked)
+    checked = await asyncio.to_thread(validate_payload, payload)
+    answer = await asyncio.to_thread(investigate_rules, checked)
     if llm is not None:
         answer = await investigate_llm(checked, answer, llm)
-    return validate_answer(answer)
+    return await asyncio.to_thread(validate_answer, answer)
