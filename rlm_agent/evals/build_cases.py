@@ -274,9 +274,45 @@ def recorded(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Cases from the real recordings (tests/data/vllm_<scenario>.jsonl.gz), one per labelled phase. The
+# incident carries no anomalies: the rules must read the cause from the real window alone.
+TIMELINE_CASES = (
+    ("kv_overload", "overload", "kv_cache_exhaustion", ["throttle_concurrency"], ["raise_batch_capacity"]),
+    ("kv_overload", "healthy", "insufficient_evidence", [], ["throttle_concurrency", "raise_batch_capacity"]),
+    ("admission_overload", "overload", "admission_overload", ["raise_batch_capacity"],
+     ["throttle_concurrency", "scale_out"]),
+    ("prefix_churn", "churn", "prefix_cache_thrash", [], ["throttle_concurrency"]),
+)
+
+
+def timeline_cases() -> dict[str, dict[str, Any]]:
+    from .timeline import load, phase, window as rebuild
+
+    out: dict[str, dict[str, Any]] = {}
+    for scenario, phase_name, root, required, forbidden in TIMELINE_CASES:
+        loaded = load(scenario)
+        if loaded is None or phase_name not in {p["name"] for p in loaded[1]["phases"]}:
+            continue
+        rows, meta = loaded
+        start, end = phase(meta, phase_name)
+        w = rebuild(rows, start, end)
+        name = f"timeline_{scenario}_{phase_name}"
+        p = payload(name, "vllm-v1", w, [])
+        p["incident"]["opened_at"], p["incident"]["updated_at"] = start, end
+        for a in p["incident"]["anomalies"]:
+            a["since"] = start
+        out[name] = {"name": name, "source": "real-vllm-timeline",
+                     "description": f"Phase '{phase_name}' of tests/data/vllm_{scenario}.jsonl.gz "
+                     f"({meta.get('vllm', 'vLLM')}, recorded {meta.get('recorded_at', '?')}), "
+                     f"{len(w)} successful scrapes, no detector anomalies attached.",
+                     "payload": p, "expect": {"root_cause": root, "required_advisories": required,
+                                              "forbidden_advisories": forbidden}}
+    return out
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    for name, case in cases().items():
+    for name, case in {**cases(), **timeline_cases()}.items():
         case["llm_recorded"] = recorded(case)
         (OUT / f"{name}.json").write_text(json.dumps(case, indent=1) + "\n", encoding="utf-8")
 
