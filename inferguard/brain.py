@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .errors import ConfigError, PayloadError
-from .payloads import parse_answer
+from .payloads import build_incident_payload, parse_answer
 
 
 @runtime_checkable
@@ -137,6 +137,24 @@ class RemoteBrain:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def advise_rules(payload: dict[str, Any]) -> dict[str, Any]:
+    """The deterministic answer, synchronously: no network, no event loop (replay, scan, tests)."""
+    import rlm_agent
+
+    try:
+        answer = rlm_agent.advise(payload)
+    except rlm_agent.RlmAgentError as exc:
+        raise PayloadError(f"brain (rules): {exc}") from None
+    return parse_answer(answer)
+
+
+def rules_advisor(incident: Any, window: list[dict[str, Any]], similar: list[dict[str, Any]]) -> dict[str, Any]:
+    """A synchronous advisor for the pipeline: incident (an object with ``to_dict()`` or the dict
+    itself), its signals window and similar incidents in; the validated rules answer out."""
+    as_dict = incident.to_dict() if hasattr(incident, "to_dict") else incident
+    return advise_rules(build_incident_payload(as_dict, window, similar))
 
 
 def build_brain(mode: str, *, url: str | None, llm: Any) -> Brain:

@@ -40,9 +40,17 @@ def advise(payload: dict[str, Any], *, llm: LLMClient | None = None) -> dict[str
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(aadvise(payload, llm=llm))
+            return asyncio.run(_advise_once(payload, llm))
         raise RlmAgentError("advise(llm=...) called inside an event loop; await aadvise() instead")
     return validate_answer(rules_answer(_incident_payload(payload)))
+
+
+async def _advise_once(payload: dict[str, Any], llm: LLMClient) -> dict[str, Any]:
+    # The SDK's connection pool belongs to this short-lived loop: close it before the loop ends.
+    try:
+        return await aadvise(payload, llm=llm)
+    finally:
+        await llm.aclose()
 
 
 def _checked_rules(payload: Any) -> tuple[dict[str, Any], dict[str, Any]]:

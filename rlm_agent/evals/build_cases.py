@@ -286,7 +286,8 @@ TIMELINE_CASES = (
 
 
 def timeline_cases() -> dict[str, dict[str, Any]]:
-    from .timeline import load, phase, window as rebuild
+    from .timeline import load, phase
+    from .timeline import window as rebuild
 
     out: dict[str, dict[str, Any]] = {}
     for scenario, phase_name, root, required, forbidden in TIMELINE_CASES:

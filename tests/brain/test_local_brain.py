@@ -63,3 +63,32 @@ async def test_local_brain_maps_rlm_errors_to_payload_error() -> None:
     with pytest.raises(PayloadError, match="kind"):
         await brain.advise({**case_payload("engine_down"), "kind": "proactive"})
     await brain.aclose()
+
+
+def test_rules_advisor_takes_the_incident_stage_object() -> None:
+    # The lead's Incident (inferguard.incidents.lifecycle) as the pipeline hands it over.
+    from inferguard.brain import rules_advisor
+    from inferguard.incidents.lifecycle import Anomaly, Incident
+
+    case = case_payload("real_vllm_admission_overload")
+    src = case["incident"]
+    inc = Incident(id=src["id"], fingerprint=src["fingerprint"], target=src["target"], engine="vllm-v1",
+                   model="tiny", opened_at=src["opened_at"], updated_at=src["updated_at"], severity="critical")
+    for a in src["anomalies"]:
+        inc.anomalies[(a["code"], "tiny")] = Anomaly(code=a["code"], model="tiny", severity=a["severity"],
+                                                     summary=a["summary"], since=a["since"],
+                                                     evidence=a["evidence"])
+    answer = rules_advisor(inc, case["window"], [inc.to_dict()])
+    assert answer["diagnosis"]["root_cause"] == "admission_overload"
+    assert "raise_batch_capacity" in [a["action"] for a in answer["advisories"]]
+
+
+def test_sync_advise_with_an_llm_outside_a_loop(llm_server: RecordedLLMServer) -> None:
+    from rlm_agent import LLMClient, LLMSettings, advise
+
+    llm = LLMClient(LLMSettings(api_key=KEY, base_url=llm_server.base_url, timeout_s=2.0))
+    llm_server.default = Reply.answer(CASES["real_vllm_kv_overload"]["llm_recorded"]["good"])
+    first = advise(case_payload("real_vllm_kv_overload"), llm=llm)
+    second = advise(case_payload("real_vllm_admission_overload"), llm=llm)  # a new loop, a new pool
+    assert first["diagnosis"]["source"] == "llm"
+    assert second["llm"]["status"] == "downgraded"  # the recorded KV answer contradicts admission overload
