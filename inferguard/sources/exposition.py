@@ -144,8 +144,11 @@ class ExpositionParser:
 
         keep = self._keep
         kept = self._kept
-        cache = self._label_cache
+        # Bound methods as locals: this loop runs once per line, attribute lookups show up here.
+        kept_get = kept.get
+        cache_get = self._label_cache.get
         samples: dict[str, list[tuple[Labels, float]]] = {}
+        samples_get = samples.get
         types: dict[str, str] = {}
         sample_lines = 0
         empty: Labels = {}
@@ -158,12 +161,12 @@ class ExpositionParser:
             # Every block is checked (strictly, once per distinct text) whether kept or not, so
             # what is accepted never depends on ``keep``.
             if block:
-                labels = cache.get(block)
+                labels = cache_get(block)
                 if labels is None:
                     labels = self._labels(block, text)
             else:
                 labels = empty
-            wanted = kept.get(name)
+            wanted = kept_get(name)
             if wanted is None:
                 wanted = True if keep is None else bool(keep(name))
                 if len(kept) >= self._max:
@@ -171,7 +174,7 @@ class ExpositionParser:
                 kept[name] = wanted
             if not wanted:
                 continue
-            bucket = samples.get(name)
+            bucket = samples_get(name)
             if bucket is None:
                 samples[name] = bucket = []
             bucket.append((labels, float(value)))
