@@ -76,8 +76,8 @@ def cases() -> dict[str, dict[str, Any]]:
                 "ttft_p95_s": 4.0 + 0.2 * i if hot else 0.05, "itl_p95_s": 0.03 + (0.02 if hot else 0),
                 "prefix_cache_hit_ratio": 0.02, "prefix_cache_queries_per_s": 900.0,
                 "generation_tokens_per_s": 60.0, "error_ratio": 0.0}
-    add("real_vllm_kv_overload", "Real vLLM (CPU, 24 KV blocks, 40 clients x 400 tokens): KV usage "
-        "oscillating 0.52-1.0, 35-39 waiting, ~15 preemptions/s, all requests succeed.", "real-vllm",
+    add("real_vllm_kv_overload", "Window built to match a real vLLM (CPU, 24 KV blocks, 40 clients x 400 tokens): KV "
+        "oscillating 0.52-1.0, 35-39 waiting, ~15 preemptions/s, all requests succeed.", "real-vllm-numbers",
         payload("real_vllm_kv_overload", "vllm-v1", window(20, kv_overload),
                 [anomaly("kv_pressure", "kv_usage", 1.0, 0.9, "critical"),
                  anomaly("preemption_storm", "preemptions_per_s", 15.0, 1.0, "critical"),
@@ -91,8 +91,8 @@ def cases() -> dict[str, dict[str, Any]]:
                 "requests_waiting": 28 if hot else 0, "preemptions_per_s": 0.0,
                 "ttft_p50_s": 2.9 if hot else 0.004, "ttft_p95_s": 3.1 if hot else 0.006,
                 "itl_p95_s": 0.02, "generation_tokens_per_s": 90.0, "error_ratio": 0.0}
-    add("real_vllm_admission_overload", "Real vLLM (CPU, --max-num-seqs 2, large KV cache, 30 clients): "
-        "28 waiting, KV 0.0003, no preemptions, TTFT from ~4 ms to ~2.9 s.", "real-vllm",
+    add("real_vllm_admission_overload", "Window built to match a real vLLM (CPU, --max-num-seqs 2, 30 clients): "
+        "28 waiting, KV 0.0003, no preemptions, TTFT from ~4 ms to ~2.9 s.", "real-vllm-numbers",
         payload("real_vllm_admission_overload", "vllm-v1", window(20, admission),
                 [anomaly("queue_buildup", "requests_waiting", 28.0, 10.0, "critical"),
                  anomaly("ttft_regression", "ttft_p95_s", 3.1, 1.0)]),
