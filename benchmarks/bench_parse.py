@@ -25,6 +25,7 @@ import argparse
 import gc
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -44,6 +45,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / 
 PAGES = ("vllm-v1-2026-05-inferguard-lmcache-mp.prom", "vllm-v1-2026-03-idle-cncf-kops-conformance.prom")
 SEQUENCE = 64  # distinct successive pages cycled through in the timed loops
 COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+QUANTILE = re.compile(r"_p[0-9]{2}(_s)?$")
 
 
 def vllm_keep(name: str) -> bool:
@@ -132,9 +134,10 @@ def bench_page(name: str, rounds: int) -> list[tuple[str, list[float]]]:
         contenders.append(("parse + normalise (warm)", parse_normalise, 100))
         last = parse_normalise(2)
         names = [k for sig in last.signals for k in sig.values]
+        rates = sum(k.endswith("_per_s") for k in names)
+        quantiles = sum(QUANTILE.search(k) is not None for k in names)
         print(f"  normaliser check on {name}: engine={last.engine}, {len(names)} signals, "
-              f"{sum('_per_s' in k for k in names)} rates, {sum('_p' in k and k[-1] == 's' for k in names)} "
-              "latency quantiles")
+              f"{rates} rates, {quantiles} quantiles")
 
     results: dict[str, list[float]] = {label: [] for label, _, _ in contenders}
     counters = dict.fromkeys(results, 2)
