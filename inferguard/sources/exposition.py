@@ -4,9 +4,14 @@ How it stays fast in CPython: one compiled regex describes every valid line kind
 a literal ``\\n`` (sre scans for that prefix in C), so ``findall`` over ``"\\n" + text`` returns exactly
 one tuple per *valid* line. Comparing that count with the number of newlines validates every line
 without a Python-level loop; only on a mismatch does a slow per-line pass find and describe the
-first bad line. Skipped names cost one dict lookup (``keep`` is memoised per name); kept label
-strings are parsed once per parser and cached, so a daemon re-scraping one target pays almost
-nothing for labels.
+first bad line. Each distinct label-set text is checked strictly and parsed once per parser, then
+cached (bounded), so a daemon re-scraping one target pays a dict lookup per line for labels; ``keep``
+is memoised per name, and a skipped name costs no float conversion or list append.
+
+Deliberately strict where the Go parser Prometheus uses is strict: only the escapes \\ \" \n in
+label values, duplicate label names rejected, TYPE lines must name a known type. Deliberately
+lenient where real captures need it: ``...`` lines, ``, `` between labels, trailing comma, CRLF,
+trailing blanks, HELP/TYPE without samples, no TYPE lines at all, a leading BOM.
 """
 
 from __future__ import annotations
