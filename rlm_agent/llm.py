@@ -252,6 +252,11 @@ class LLMClient:
         except LLMError:
             self.usage.failures += 1
             raise
+        except Exception as exc:
+            # A third-party SDK can fail in ways not listed above (a response it cannot parse, a new
+            # error class): it is still only an LLM failure, never a crash of the caller.
+            self.usage.failures += 1
+            raise LLMError("sdk_error", type(exc).__name__) from None
         if cache_key is not None:
             self._cache[cache_key] = value
             while len(self._cache) > self._cache_size:

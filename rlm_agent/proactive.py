@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import json
 from collections import Counter
 from typing import Any
 
@@ -235,7 +236,7 @@ async def investigate_llm(payload: dict[str, Any], answer: dict[str, Any], llm: 
     async def sub(key: str) -> dict[str, Any]:
         doc = {"question": QUESTIONS[key], "context": context, "findings": inv[key]}
         return await llm.complete_json(
-            system=SUB_SYSTEM, user=f"{QUESTIONS[key]}\n<telemetry>\n{doc}\n</telemetry>",
+            system=SUB_SYSTEM, user=f"{QUESTIONS[key]}\n<telemetry>\n{json.dumps(doc, sort_keys=True)}\n</telemetry>",
             schema=SUB_SCHEMA, schema_name=key, cache_key=cache_key(key, f, doc, llm.settings.model))
 
     try:
@@ -245,7 +246,7 @@ async def investigate_llm(payload: dict[str, Any], answer: dict[str, Any], llm: 
             system=SUB_SYSTEM.replace("explanation (at most three sentences, citing the numbers) and concern "
                                       "(none, low, medium, high)", "summary (at most four sentences)"),
             user="Combine these four findings into one proactive summary.\n<telemetry>\n"
-            f"{explanations}\n</telemetry>", schema=COMBINE_SCHEMA, schema_name="combine",
+            f"{json.dumps(explanations, sort_keys=True)}\n</telemetry>", schema=COMBINE_SCHEMA, schema_name="combine",
             cache_key=cache_key("combine", f, explanations, llm.settings.model))
     except LLMError as exc:
         out["diagnosis"]["fallback_reason"] = f"llm_{exc.reason}"

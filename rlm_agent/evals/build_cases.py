@@ -276,7 +276,7 @@ def recorded(case: dict[str, Any]) -> dict[str, Any]:
 
 # Cases from the real recordings (tests/data/vllm_<scenario>.jsonl.gz), one per labelled phase. The
 # incident carries no anomalies: the rules must read the cause from the real window alone.
-TIMELINE_CASES = (
+TIMELINE_CASES: tuple[tuple[str, str, str, list[str], list[str]], ...] = (
     ("kv_overload", "overload", "kv_cache_exhaustion", ["throttle_concurrency"], ["raise_batch_capacity"]),
     ("kv_overload", "healthy", "insufficient_evidence", [], ["throttle_concurrency", "raise_batch_capacity"]),
     ("admission_overload", "overload", "admission_overload", ["raise_batch_capacity"],

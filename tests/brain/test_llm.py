@@ -239,3 +239,22 @@ async def test_connection_refused_is_an_llm_error() -> None:
         await llm.complete_json(system="s", user="u", schema={"type": "object"}, schema_name="x")
     await llm.aclose()
     assert info.value.reason == "connect" and KEY not in str(info.value)
+
+
+async def test_an_unexpected_sdk_failure_is_an_llm_error(llm_server: RecordedLLMServer) -> None:
+    # Whatever the SDK hands back or raises beyond its documented errors stays an LLM failure.
+    class Weird:
+        @property
+        def choices(self) -> Any:
+            raise TypeError("unexpected shape")
+
+    llm = client(llm_server)
+
+    async def send(*args: Any) -> Any:
+        return Weird()
+
+    llm._send = send  # type: ignore[method-assign,assignment]
+    answer = await aadvise(case_payload("real_vllm_kv_overload"), llm=llm)
+    assert answer["diagnosis"]["source"] == "rules"
+    assert answer["diagnosis"]["fallback_reason"] == "llm_sdk_error: TypeError"
+    assert llm.usage.failures == 1
