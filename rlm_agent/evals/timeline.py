@@ -22,7 +22,7 @@ TTFT = "vllm:time_to_first_token_seconds_bucket"
 
 
 def parse(text: str) -> tuple[dict[str, float], dict[float, float]]:
-    """Sum each wanted family over its series (one engine, one model); TTFT buckets by bound."""
+    """Each wanted family over its series (KV usage: max; counts: sum); TTFT buckets by bound."""
     values: dict[str, float] = {}
     buckets: dict[float, float] = {}
     for line in text.splitlines():
@@ -36,6 +36,8 @@ def parse(text: str) -> tuple[dict[str, float], dict[float, float]]:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             bound = math.inf if le == "+Inf" else float(le)
             buckets[bound] = buckets.get(bound, 0.0) + value
+        elif name == "vllm:kv_cache_usage_perc":
+            values[name] = max(values.get(name, 0.0), value)  # max over ranks, never a sum
         else:
             values[name] = values.get(name, 0.0) + value
     return values, buckets
