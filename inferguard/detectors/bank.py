@@ -47,6 +47,7 @@ DETECTORS: dict[str, Detector] = registry(
 BASELINED = ("ttft_p95_s", "itl_p95_s", "prefix_cache_hit_ratio", "spec_accept_ratio")
 # Events rather than levels: one observation is enough.
 _FIRE_NOW = {"engine_restart": 1}
+
 _CLEAR_NOW = {"engine_restart": 1, "endpoint_unreachable": 1, "metrics_missing": 1}
 TARGET_LEVEL = "endpoint_unreachable", "engine_unidentified"
 _TARGET = "\x00target"  # the stream key of target-level tracks; no model can be called this
@@ -101,8 +102,11 @@ class DetectorBank:
                         warming_up=st.since_restart < cfg.warmup_after_restart)
         for code, fn in self.detectors.items():
             track = st.tracks.setdefault(code, Track())
-            track.step(fn(window, cfg), s.ts, _FIRE_NOW.get(code, cfg.fire_after),
-                       _CLEAR_NOW.get(code, cfg.clear_after))
+            cond = fn(window, cfg)
+            fire_after = _FIRE_NOW.get(code, cfg.fire_after)
+            if cond.severity == "critical" and cond.integrated:
+                fire_after = 1
+            track.step(cond, s.ts, fire_after, _CLEAR_NOW.get(code, cfg.clear_after))
         if not window.warming_up and not any(t.active or t.pending for t in st.tracks.values()):
             for name in BASELINED:
                 value = s.values.get(name)

@@ -15,9 +15,11 @@ class DetectorConfig:
     kv_critical: float = 0.97
     kv_peak_samples: int = 3
     kv_time_to_full_warn_s: float = 120.0
-    # Queue.
+    # Queue: the waiting gauge, or the window's queue-time p95 (a histogram, so it integrates the interval).
     queue_threshold: float = 8.0
     queue_critical: float = 50.0
+    queue_time_s: float = 1.0
+    queue_time_critical_s: float = 5.0
     # Preemptions per second.
     preemption_rate: float = 0.5
     preemption_critical: float = 10.0

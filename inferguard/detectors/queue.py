@@ -9,19 +9,26 @@ from inferguard.models import Severity
 
 def queue_buildup(w: Window, cfg: DetectorConfig) -> Condition:
     waiting = w.latest("requests_waiting")
-    if waiting is None:
+    qt = w.latest("queue_time_p95_s")
+    if waiting is None and qt is None:
         return UNKNOWN
     running = w.latest("requests_running")
-    evidence = [ev("requests_waiting", waiting, cfg.queue_threshold, ">=")]
+    evidence = []
+    if waiting is not None:
+        evidence.append(ev("requests_waiting", waiting, cfg.queue_threshold, ">="))
+    if qt is not None:
+        evidence.append(ev("queue_time_p95_s", qt, cfg.queue_time_s, ">=", "over the scrape window"))
     if running is not None:
         evidence.append(ev("requests_running", running))
-    qt = w.latest("queue_time_p95_s")
-    if qt is not None:
-        evidence.append(ev("queue_time_p95_s", qt))
-    if waiting >= cfg.queue_threshold:
-        sev: Severity = "critical" if waiting >= cfg.queue_critical else "warning"
-        return Condition("fire", sev, f"{waiting:.0f} requests waiting", tuple(evidence))
-    if waiting <= cfg.queue_threshold / 2:
+    by_gauge = waiting is not None and waiting >= cfg.queue_threshold
+    by_time = qt is not None and qt >= cfg.queue_time_s
+    if by_gauge or by_time:
+        gauge_critical = waiting is not None and waiting >= cfg.queue_critical
+        time_critical = qt is not None and qt >= cfg.queue_time_critical_s
+        sev: Severity = "critical" if gauge_critical or time_critical else "warning"
+        what = f"{waiting:.0f} requests waiting" if by_gauge and waiting is not None else f"queue time p95 {qt:.2f}s"
+        return Condition("fire", sev, what, tuple(evidence), integrated=time_critical)
+    if (waiting is None or waiting <= cfg.queue_threshold / 2) and (qt is None or qt < cfg.queue_time_s / 2):
         return CLEAR
     return HOLD
 
@@ -33,7 +40,7 @@ def preemption_storm(w: Window, cfg: DetectorConfig) -> Condition:
     evidence = (ev("preemptions_per_s", rate, cfg.preemption_rate, ">="),)
     if rate >= cfg.preemption_rate:
         sev: Severity = "critical" if rate >= cfg.preemption_critical else "warning"
-        return Condition("fire", sev, f"{rate:.1f} preemptions/s", evidence)
+        return Condition("fire", sev, f"{rate:.1f} preemptions/s", evidence, integrated=True)
     if rate < cfg.preemption_rate / 4:
         return CLEAR
     return HOLD

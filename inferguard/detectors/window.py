@@ -23,6 +23,10 @@ class Condition:
     severity: Severity = "warning"
     summary: str = ""
     evidence: tuple[Evidence, ...] = ()
+    # True when the firing evidence comes from counters or histograms, which integrate the whole scrape
+    # interval: a critical level there is not a blip and may page on its first evaluation. Gauges are
+    # snapshots (on a real vLLM under load they read 0 between scheduler updates) and never do.
+    integrated: bool = False
 
 
 UNKNOWN = Condition("unknown")

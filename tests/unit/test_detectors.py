@@ -151,3 +151,25 @@ def test_registry_refuses_duplicates_and_config_refuses_unknown_thresholds() -> 
         registry(("a", noop), ("a", noop))
     with pytest.raises(ValueError, match="kv_treshold"):
         DetectorConfig().with_overrides({"kv_treshold": 0.9})
+
+
+def test_counter_evidence_pages_at_once_when_critical_but_gauges_never_do() -> None:
+    # Recorded on the real vLLM (tests/data/vllm_kv_overload): the gauges read 0 mid-overload while
+    # the preemption counter and the queue-time histogram showed the storm.
+    bank = DetectorBank()
+    feed(bank, [HEALTHY] * 4)
+    first = codes(bank.observe(sig(100, kv_usage=0.0, requests_waiting=0, requests_running=0,
+                                    preemptions_per_s=21.0, queue_time_p95_s=9.2)))
+    assert {"kv_pressure", "preemption_storm", "queue_buildup"} <= first
+    bank2 = DetectorBank()
+    feed(bank2, [HEALTHY] * 4)
+    # A critical *gauge* reading alone is a snapshot: it must be seen twice.
+    assert "queue_buildup" not in codes(bank2.observe(sig(100, **dict(HEALTHY, requests_waiting=80))))
+
+
+def test_warning_level_rates_need_two_of_three() -> None:
+    bank = DetectorBank()
+    feed(bank, [HEALTHY] * 4)
+    mild = dict(HEALTHY, preemptions_per_s=2.0)
+    seen = feed(bank, [mild, HEALTHY, mild], start=100)
+    assert "preemption_storm" not in seen[0] and "preemption_storm" in seen[2]
