@@ -13,6 +13,7 @@ import anyio
 import typer
 
 from inferguard.app import Daemon, DaemonOptions, dumps
+from inferguard.brain import rules_advisor
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.models import SEVERITY_RANK, Target
@@ -79,7 +80,7 @@ def scan(
 async def _scan(settings: Settings, target: Target, window: float) -> dict[str, Any]:
     # A single look cannot wait out persistence: judge each condition on the second scrape directly.
     cfg = dataclasses.replace(settings.detect.detector_config(), fire_after=1, unreachable_after=1)
-    pipeline = Pipeline([target], config=cfg)
+    pipeline = Pipeline([target], config=cfg, advisor=rules_advisor)
     scraper = HttpScraper(timeout_s=settings.scrape.timeout_seconds, max_body_bytes=settings.scrape.max_body_bytes)
     try:
         first = pipeline.observe(await scraper.scrape(target))
@@ -184,7 +185,7 @@ def replay(
 
 
 def replay_file(file: Path, settings: Settings) -> list[dict[str, Any]]:
-    pipeline = Pipeline(config=settings.detect.detector_config())
+    pipeline = Pipeline(config=settings.detect.detector_config(), advisor=rules_advisor)
     for scrape in read_timeline(file):
         pipeline.observe(scrape)
     return [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: (i.opened_at, i.id))]

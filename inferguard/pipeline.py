@@ -91,6 +91,9 @@ class Pipeline:
     def engine_of(self, url: str) -> str:
         return self._state(url).engine
 
+    def is_synthetic(self, url: str) -> bool:
+        return self._state(url).synthetic
+
     # -- the cycle -----------------------------------------------------------------------------
     def observe(self, scrape: Scrape) -> Observation:
         st = self._state(scrape.target)
