@@ -46,12 +46,11 @@ def advisory(action: str, *, confidence: float, horizon: str, rationale: str,
 
 
 def kv_preempting(f: Features) -> tuple[bool, list[dict[str, Any]]]:
-    """KV pressure with preemptions (or SGLang retractions), and the evidence for it."""
-    kv = f.peak("kv_usage")
+    """KV pressure with preemptions (or SGLang retractions), and the evidence for it. A preemption
+    storm counts on its own: vLLM and SGLang evict running work only when KV blocks run out."""
+    kv = f.incident_peak("kv_usage")
     pre, ret = f.mean("preemptions_per_s"), f.mean("retractions_per_s")
-    if kv is None or kv < KV_FULL:
-        return False, []
-    evidence = [ev("kv_usage", kv, "peak KV-cache usage")]
+    evidence = []
     if pre is not None and pre >= PREEMPT_ANY:
         evidence.append(ev("preemptions_per_s", pre, "mean preemptions per second"))
     elif ret is not None and ret > 0:
@@ -59,6 +58,11 @@ def kv_preempting(f: Features) -> tuple[bool, list[dict[str, Any]]]:
     elif "preemption_storm" in f.seen:
         evidence.append(ev("preemption_storm", None, "the preemption-storm detector fired"))
     else:
+        return False, []
+    storm = (pre or 0.0) >= PREEMPT_STORM or (ret or 0.0) > 0 or "preemption_storm" in f.seen
+    if kv is not None and kv >= KV_FULL:
+        evidence.insert(0, ev("kv_usage", kv, "peak KV-cache usage"))
+    elif not storm:
         return False, []
     return True, evidence
 
@@ -225,10 +229,10 @@ def shrink_speculation_window(f: Features) -> dict[str, Any] | None:
 
 def raise_batch_capacity(f: Features) -> dict[str, Any] | None:
     waiting, kv = f.get("requests_waiting"), f.get("kv_usage")
-    pre = f.mean("preemptions_per_s")
-    if waiting is None or kv is None or waiting.max < WAITING_DEEP or kv.max >= KV_HEADROOM:
+    if waiting is None or kv is None or waiting.max < WAITING_DEEP:
         return None
-    if pre is not None and pre >= PREEMPT_ANY:
+    if (f.incident_peak("kv_usage") or 0.0) >= KV_HEADROOM or kv_preempting(f)[0] \
+            or "preemption_storm" in f.seen:
         return None
     evidence = [ev("requests_waiting", waiting.max, "peak requests waiting"),
                 ev("kv_usage", kv.max, "peak KV-cache usage: headroom left")]
@@ -257,14 +261,18 @@ def raise_batch_capacity(f: Features) -> dict[str, Any] | None:
 
 def scale_out(f: Features) -> dict[str, Any] | None:
     ok, evidence = kv_preempting(f)
-    waiting = f.peak("requests_waiting")
+    waiting = f.incident_peak("requests_waiting")
     if not ok or waiting is None or waiting < WAITING_DEEP:
         return None
     evidence.append(ev("requests_waiting", waiting, "peak requests waiting"))
     params: dict[str, Any] = {}
-    running = f.peak("requests_running")
-    if running is not None and running >= 1:
-        params["replicas_factor"] = round((running + waiting) / running, 2)
+    # Facts for sizing, from the same scrapes: the most requests asked for at once (running + waiting)
+    # and the most served at once. A replica count is not derived: under overload the running count
+    # itself collapses (a real CPU vLLM served 23 at one scrape and 3 a minute later).
+    pairs = f.paired("requests_running", "requests_waiting")
+    if pairs:
+        params["demand_peak"] = int(max(r + w for r, w in pairs))
+        params["running_peak"] = int(max(r for r, _ in pairs))
     return advisory("scale_out", confidence=0.6, horizon="minutes",
                     rationale="Both the KV cache and the queue are saturated: no flag on this replica adds "
                     "capacity, more replicas do.", evidence=evidence, parameters=params,

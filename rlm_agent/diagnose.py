@@ -130,48 +130,56 @@ def rule_cpu_swap(f: Features) -> Candidate | None:
                      complete=swapped is not None)
 
 
-def _pressure_relief(f: Features) -> tuple[float | None, float | None]:
+def preempting(f: Features) -> bool:
+    """The scheduler evicts running work: preemptions (vLLM) or retractions (SGLang), measured in
+    the window or reported by the detector. Both happen only when KV blocks run out."""
     pre, ret = f.mean("preemptions_per_s"), f.mean("retractions_per_s")
-    return pre, ret
+    return (pre is not None and pre >= PREEMPT_ANY) or (ret is not None and ret > 0) \
+        or "preemption_storm" in f.seen
 
 
 def rule_kv_exhaustion(f: Features) -> Candidate | None:
     kv = f.get("kv_usage")
-    if kv is None:
-        if "kv_pressure" in f.seen and "preemption_storm" in f.seen:
-            return Candidate("kv_cache_exhaustion", 0.55, "KV pressure and a preemption storm were "
-                             "detected, but the window holds no KV usage.",
-                             _anomaly_notes(f, "kv_pressure") + _anomaly_notes(f, "preemption_storm"),
-                             complete=False)
+    kv_peak = f.incident_peak("kv_usage")
+    pre, ret = f.mean("preemptions_per_s"), f.mean("retractions_per_s")
+    evicting = preempting(f)
+    full = kv_peak is not None and kv_peak >= KV_FULL
+    if not full and not evicting:
         return None
-    if kv.max < KV_FULL:
-        return None
-    pre, ret = _pressure_relief(f)
-    waiting = f.get("requests_waiting")
-    evidence = [ev("kv_usage", kv.max, f"peak KV-cache usage (min {kv.min:.2f}, mean {kv.mean:.2f})")]
-    score = 0.35
-    if pre is not None:
+    evidence = []
+    if kv is not None and kv.max >= (kv_peak or 0.0):
+        evidence.append(ev("kv_usage", kv.max, f"peak KV-cache usage (min {kv.min:.2f}, mean {kv.mean:.2f})"))
+    elif kv_peak is not None:
+        evidence.append(ev("kv_usage", kv_peak, "KV-cache usage when the detector fired"))
+    score = 0.35 if full else 0.3
+    if pre is not None and pre >= PREEMPT_ANY:
         evidence.append(ev("preemptions_per_s", pre, "mean preemptions per second over the window"))
-        if pre >= PREEMPT_STORM:
-            score += 0.35
-        elif pre >= PREEMPT_ANY:
-            score += 0.2
+        score += 0.35 if pre >= PREEMPT_STORM else 0.2
     if ret is not None and ret > 0:
         evidence.append(ev("retractions_per_s", ret, "mean SGLang retractions per second"))
         score += 0.3
     if "preemption_storm" in f.seen and (pre is None or pre < PREEMPT_ANY):
         score += 0.2
         evidence.extend(_anomaly_notes(f, "preemption_storm"))
-    if waiting is not None and waiting.max >= WAITING_DEEP:
-        evidence.append(ev("requests_waiting", waiting.max, "peak requests waiting"))
+    waiting = f.incident_peak("requests_waiting")
+    if waiting is not None and waiting >= WAITING_DEEP:
+        evidence.append(ev("requests_waiting", waiting, "peak requests waiting"))
         score += 0.15
-    if kv.frac_at_least(KV_HIGH) >= 0.3:
+    if evicting and kv is not None and kv.frac_at_least(KV_HIGH) >= 0.3:
         score += 0.1
-    complete = pre is not None or ret is not None
-    return Candidate("kv_cache_exhaustion", min(score, 0.95),
-                     "The KV cache is exhausted: usage reaches "
-                     f"{kv.max:.2f} and the scheduler preempts running requests to make room, so work is "
-                     "recomputed and the queue grows.", evidence, complete=complete)
+    # Measured only when the window itself shows a full cache and the eviction rate.
+    complete = kv is not None and kv.max >= KV_FULL and (pre is not None or ret is not None) and (
+        (pre or 0.0) >= PREEMPT_ANY or (ret or 0.0) > 0)
+    if full:
+        summary = (f"The KV cache is exhausted: usage reaches {kv_peak:.2f} and the scheduler preempts "
+                   "running requests to make room, so work is recomputed and the queue grows.")
+    else:
+        summary = ("The scheduler keeps preempting running requests, which it does only when KV blocks run "
+                   "out; the sampled KV gauge never showed it full (it drains between bursts).")
+    if not evicting:
+        summary = (f"KV usage reaches {kv_peak:.2f}; nothing is preempted yet, but new requests wait for "
+                   "free blocks.")
+    return Candidate("kv_cache_exhaustion", min(score, 0.95), summary, evidence, complete=complete)
 
 
 def rule_admission_overload(f: Features) -> Candidate | None:
@@ -184,11 +192,10 @@ def rule_admission_overload(f: Features) -> Candidate | None:
     if kv is None:
         return Candidate("admission_overload", 0.4, "Requests queue, but KV usage is unknown, so the wall "
                          "cannot be told apart from KV exhaustion.", evidence, complete=False)
-    if kv.max >= KV_HEADROOM:
+    kv_peak = f.incident_peak("kv_usage") or kv.max
+    if kv_peak >= KV_HEADROOM or preempting(f):
         return None
     evidence.append(ev("kv_usage", kv.max, "peak KV-cache usage: the cache has headroom"))
-    if pre is not None and pre >= PREEMPT_ANY:
-        return None
     score = 0.65
     if pre is not None:
         evidence.append(ev("preemptions_per_s", pre, "no preemptions: the KV cache is not the limit"))
@@ -243,8 +250,9 @@ def rule_prefill(f: Features) -> Candidate | None:
         return None
     waiting = f.peak("requests_waiting")
     kv = f.peak("kv_usage")
-    if (waiting is not None and waiting >= WAITING_DEEP) or (kv is not None and kv >= KV_FULL):
-        return None  # a queue or a full cache explains the TTFT better; their rules decide
+    if (waiting is not None and waiting >= WAITING_DEEP) or (kv is not None and kv >= KV_FULL) \
+            or preempting(f) or "kv_pressure" in f.seen:
+        return None  # a queue, a full cache or evictions explain the TTFT better; their rules decide
     itl = regressed(f, "itl_p95_s", 1.5)
     if itl is not None:
         return None
@@ -270,8 +278,8 @@ def rule_decode(f: Features) -> Candidate | None:
         spec is not None and spec.n >= 2 and spec.baseline() >= 0.4 and spec.latest <= 0.5 * spec.baseline())
     if itl is None and "itl_regression" not in f.seen and not collapsed:
         return None
-    kv = f.peak("kv_usage")
-    if kv is not None and kv >= KV_FULL and not collapsed:
+    kv = f.incident_peak("kv_usage")
+    if ((kv is not None and kv >= KV_FULL) or preempting(f)) and not collapsed:
         return None
     evidence = []
     signal = "itl_p95_s" if f.get("itl_p95_s") is not None else "itl_p50_s"

@@ -83,6 +83,7 @@ class Features:
     similar: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
+    evidence_values: dict[str, list[float]] = field(default_factory=dict)
 
     def get(self, name: str) -> Stats | None:
         return self.stats.get(name)
@@ -99,9 +100,28 @@ class Features:
         s = self.stats.get(name)
         return None if s is None else s.mean
 
+    def incident_peak(self, name: str) -> float | None:
+        """The largest value seen for ``name`` in the window or in the incident's anomaly evidence.
+
+        The window is the last few scrapes; the evidence is what the detectors saw when they fired,
+        possibly before the window starts (an incident winding down still had its peak)."""
+        seen = list(self.evidence_values.get(name, []))
+        s = self.stats.get(name)
+        if s is not None:
+            seen.append(s.max)
+        return max(seen) if seen else None
+
     def has(self, code: str) -> bool:
         """An anomaly of this code was part of the incident (active now or earlier)."""
         return code in self.seen
+
+    def paired(self, a: str, b: str) -> list[tuple[float, float]]:
+        """``(a, b)`` values from the samples that hold both."""
+        sa, sb = self.stats.get(a), self.stats.get(b)
+        if sa is None or sb is None:
+            return []
+        at = dict(sb.points)
+        return [(v, at[ts]) for ts, v in sa.points if ts in at]
 
     def value_at_first_crossing(self, signal: str, of: str, threshold: float) -> float | None:
         """``of``'s value at the first sample where ``signal`` reached ``threshold``."""
@@ -131,6 +151,7 @@ def extract(payload: Mapping[str, Any]) -> Features:
     active: set[str] = set()
     seen: set[str] = set()
     evidence: dict[str, list[dict[str, Any]]] = {}
+    evidence_values: dict[str, list[float]] = {}
     for anomaly in incident.get("anomalies", []):
         seen.add(anomaly["code"])
         if anomaly.get("active", False):
@@ -140,6 +161,8 @@ def extract(payload: Mapping[str, Any]) -> Features:
         # window dropped): keep it as one observation rather than calling the signal unknown.
         for item in anomaly.get("evidence", []):
             name, value = item.get("signal"), item.get("value")
+            if isinstance(name, str) and isinstance(value, int | float):
+                evidence_values.setdefault(name, []).append(float(value))
             if isinstance(name, str) and isinstance(value, int | float) and name not in series:
                 series.setdefault(name, []).append((float(anomaly.get("since", 0.0)), float(value)))
     stats = {name: Stats(tuple(points)) for name, points in series.items() if points}
@@ -160,4 +183,5 @@ def extract(payload: Mapping[str, Any]) -> Features:
         similar=list(payload.get("similar", [])),
         labels=labels,
         fingerprint=str(incident.get("fingerprint", "")),
+        evidence_values=evidence_values,
     )

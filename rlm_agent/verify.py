@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from .diagnose import ERROR_RATIO, KV_FULL, KV_HEADROOM, PREEMPT_ANY, regressed
+from .diagnose import ERROR_RATIO, KV_FULL, PREEMPT_ANY, preempting, regressed
 from .features import Features
 
 
 def contradiction(f: Features, root_cause: str) -> str | None:
     """Why the evidence contradicts ``root_cause``, or None when it does not."""
-    kv, pre = f.peak("kv_usage"), f.mean("preemptions_per_s")
-    waiting = f.peak("requests_waiting")
+    kv, pre = f.incident_peak("kv_usage"), f.mean("preemptions_per_s")
+    waiting = f.incident_peak("requests_waiting")
     if root_cause == "kv_cache_exhaustion":
-        if kv is not None and kv < KV_HEADROOM:
-            return f"kv_usage peaks at {kv:.4f}, far from full"
-        if kv is not None and kv < KV_FULL and (pre is not None and pre < PREEMPT_ANY) \
-                and "kv_pressure" not in f.seen:
-            return f"kv_usage peaks at {kv:.2f} with no preemptions"
+        if not preempting(f) and kv is not None and kv < KV_FULL and "kv_pressure" not in f.seen:
+            return f"kv_usage peaks at {kv:.4f} and nothing is preempted"
     elif root_cause == "admission_overload":
         if waiting is not None and waiting < 1:
             return "nothing is waiting"
-        if kv is not None and kv >= KV_FULL and pre is not None and pre >= PREEMPT_ANY:
-            return f"kv_usage reaches {kv:.2f} with {pre:.2f} preemptions/s: the KV cache is the wall"
+        if preempting(f):
+            what = f"{pre:.2f} preemptions/s" if pre is not None and pre >= PREEMPT_ANY else "evictions"
+            return f"{what} with kv_usage up to {kv if kv is not None else float('nan'):.2f}: the KV cache is the wall"
+        if kv is not None and kv >= KV_FULL:
+            return f"kv_usage reaches {kv:.2f}: the KV cache is full"
     elif root_cause == "engine_down":
         if "endpoint_unreachable" not in f.active and f.stats:
             return "the endpoint answers and metrics arrive"

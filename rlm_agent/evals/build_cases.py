@@ -232,6 +232,29 @@ def cases() -> dict[str, dict[str, Any]]:
                 [anomaly("kv_pressure", "kv_usage", 0.95, 0.9)]),
         "insufficient_evidence", [], ["throttle_concurrency", "scale_out"])
 
+    # What the real CPU recording showed: between bursts the KV gauge reads 0 and nothing waits, yet
+    # preemptions run at 1-22/s and TTFT spikes. Preemptions alone mean KV blocks ran out.
+    def stalled(i: int) -> dict[str, float | None]:
+        burst = i in (4, 9)
+        return {"kv_usage": 0.57 if burst else 0.0, "requests_running": 1 if burst else 0,
+                "requests_waiting": 0, "preemptions_per_s": [0, 0, 21, 0, 3.3, 17.4, 0.5, 0, 0.9, 1.1][i],
+                "ttft_p95_s": 8.3 if i in (2, 5) else 0.01}
+    add("preemptions_kv_gauge_low", "Preemption storm while the sampled KV gauge stays low (the engine "
+        "drains between bursts, as a real CPU vLLM did); TTFT spikes.", "synthetic",
+        payload("preemptions_kv_gauge_low", "vllm-v1", window(10, stalled),
+                [anomaly("preemption_storm", "preemptions_per_s", 21.0, 0.5, "critical")]),
+        "kv_cache_exhaustion", ["throttle_concurrency"], ["raise_batch_capacity"], "inferred")
+
+    add("kv_incident_winding_down", "The overload is over in the window (all zero) but the incident's "
+        "anomalies recorded KV 1.0, a preemption storm and 37 waiting.", "synthetic",
+        payload("kv_incident_winding_down", "vllm-v1",
+                window(12, lambda i: {"kv_usage": 0.0, "requests_running": 0, "requests_waiting": 0,
+                                      "preemptions_per_s": 0.0}),
+                [anomaly("kv_pressure", "kv_usage", 1.0, 0.85, "critical"),
+                 anomaly("preemption_storm", "preemptions_per_s", 22.3, 0.5, "critical"),
+                 anomaly("queue_buildup", "requests_waiting", 37.0, 8.0)]),
+        "kv_cache_exhaustion", ["throttle_concurrency"], ["raise_batch_capacity"], "inferred")
+
     add("simulated_kv_overload", "The same KV overload from the simulator: the claim must say synthetic.",
         "simulator", payload("simulated_kv_overload", "vllm-v1", window(20, kv_overload),
                              [anomaly("kv_pressure", "kv_usage", 1.0, 0.9, "critical"),

@@ -68,21 +68,25 @@ def _replies(case: dict[str, Any], variant: str, slow_s: float) -> list[Reply]:
     return [Reply.answer(recorded[variant])]
 
 
-async def run_double(cases: list[dict[str, Any]], *, timeout_s: float = 0.5,
+async def run_double(cases: list[dict[str, Any]], *, timeout_s: float = 10.0, slow_timeout_s: float = 0.5,
                      variants: Iterable[str] = DOUBLE_VARIANTS) -> list[Result]:
-    """The LLM path through the real openai SDK against :class:`RecordedLLMServer` (a test double)."""
+    """The LLM path through the real openai SDK against :class:`RecordedLLMServer` (a test double).
+
+    ``timeout_s`` is generous so a loaded machine never turns a recorded answer into a timeout; the
+    ``slow`` variant alone uses ``slow_timeout_s`` and a reply four times later than that."""
     results = []
     with RecordedLLMServer() as server:
         for variant in variants:
             # A fresh client per variant: the response cache would otherwise replay "good" for "wrong".
+            limit = slow_timeout_s if variant == "slow" else timeout_s
             llm = LLMClient(LLMSettings(api_key="recorded-double", base_url=server.base_url,
-                                        model="recorded", timeout_s=timeout_s, max_retries=0))
+                                        model="recorded", timeout_s=limit, max_retries=0))
             try:
                 for case in cases:
                     if "llm_recorded" not in case:
                         continue
                     server.reset()
-                    server.push(*_replies(case, variant, timeout_s * 4))
+                    server.push(*_replies(case, variant, slow_timeout_s * 4))
                     answer = await aadvise(case["payload"], llm=llm)
                     results.append(score(case, answer, f"llm-double:{variant}"))
             finally:

@@ -42,7 +42,7 @@ async def test_llm_double_good_wrong_malformed() -> None:
 
 async def test_llm_double_slow_falls_back_to_rules() -> None:
     cases = [CASES["real_vllm_kv_overload"], CASES["real_vllm_admission_overload"]]
-    results = await run_double(cases, timeout_s=0.3, variants=("slow",))
+    results = await run_double(cases, slow_timeout_s=0.3, variants=("slow",))
     assert [r.passed for r in results] == [True, True], table(results)
     assert all((r.fallback_reason or "").startswith("llm_timeout") for r in results)
 

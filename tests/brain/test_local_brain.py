@@ -20,7 +20,7 @@ KEY = "sk-local-SECRET"
 def settings(url: str, key: str | None = KEY) -> SimpleNamespace:
     # The shape of inferguard.config.BrainSettings (the lead's settings group).
     return SimpleNamespace(gmi_api_key=SecretStr(key) if key else None, gmi_base_url=url, gmi_model="m",
-                           llm_timeout_seconds=2.0, llm_max_calls_per_hour=10, llm_redact=False)
+                           llm_timeout_seconds=10.0, llm_max_calls_per_hour=10, llm_redact=False)
 
 
 async def test_local_brain_without_llm_is_the_rules() -> None:
@@ -86,7 +86,7 @@ def test_rules_advisor_takes_the_incident_stage_object() -> None:
 def test_sync_advise_with_an_llm_outside_a_loop(llm_server: RecordedLLMServer) -> None:
     from rlm_agent import LLMClient, LLMSettings, advise
 
-    llm = LLMClient(LLMSettings(api_key=KEY, base_url=llm_server.base_url, timeout_s=2.0))
+    llm = LLMClient(LLMSettings(api_key=KEY, base_url=llm_server.base_url, timeout_s=10.0))
     llm_server.default = Reply.answer(CASES["real_vllm_kv_overload"]["llm_recorded"]["good"])
     first = advise(case_payload("real_vllm_kv_overload"), llm=llm)
     second = advise(case_payload("real_vllm_admission_overload"), llm=llm)  # a new loop, a new pool

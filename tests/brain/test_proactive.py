@@ -83,7 +83,7 @@ def test_investigate_rejects_a_bad_payload() -> None:
 async def test_each_w_gets_its_own_llm_sub_call_then_a_combine(llm_server: RecordedLLMServer) -> None:
     llm_server.default = Reply.answer({"explanation": "KV rises 0.0033/s.", "concern": "high"})
     combine = {"summary": "KV fills in about two minutes; throttle now."}
-    llm = LLMClient(LLMSettings(api_key="k", base_url=llm_server.base_url, timeout_s=2.0))
+    llm = LLMClient(LLMSettings(api_key="k", base_url=llm_server.base_url, timeout_s=10.0))
     payload = proactive(lambda i: {"kv_usage": 0.4 + 0.01 * i, "requests_running": 10, "requests_waiting": 0})
 
     # The four sub-calls run concurrently; the combine call comes last and is told apart by its schema.
@@ -112,7 +112,7 @@ async def test_each_w_gets_its_own_llm_sub_call_then_a_combine(llm_server: Recor
 
 async def test_sub_call_failure_falls_back_with_reason(llm_server: RecordedLLMServer) -> None:
     llm_server.default = Reply.malformed()
-    llm = LLMClient(LLMSettings(api_key="k", base_url=llm_server.base_url, timeout_s=2.0))
+    llm = LLMClient(LLMSettings(api_key="k", base_url=llm_server.base_url, timeout_s=10.0))
     payload = proactive(lambda i: {"kv_usage": 0.4 + 0.01 * i, "requests_running": 10})
     answer = await ainvestigate(payload, llm=llm)
     await llm.aclose()

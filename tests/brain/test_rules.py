@@ -135,3 +135,24 @@ def test_answers_validate_and_bad_answers_do_not() -> None:
     with pytest.raises(AnswerInvalid) as info:
         validate_answer(bad)
     assert info.value.path == "/advisories/0/advisory_only"
+
+
+def test_a_preemption_storm_vetoes_admission_overload_and_prefill() -> None:
+    # Queue with a low KV gauge looks like admission overload, unless the scheduler is preempting.
+    payload = case_payload("real_vllm_admission_overload")
+    payload["incident"]["anomalies"].append(
+        {"code": "preemption_storm", "severity": "critical", "active": True, "summary": "", "since": 1.0,
+         "cleared_at": None, "evidence": [{"signal": "preemptions_per_s", "value": 12.0, "threshold": 0.5,
+                                           "op": ">=", "note": ""}]})
+    answer = advise(payload)
+    assert answer["diagnosis"]["root_cause"] == "kv_cache_exhaustion"
+    assert answer["diagnosis"]["claim_status"] == "inferred"  # the window never showed the cache full
+    assert "raise_batch_capacity" not in actions(answer)
+
+
+def test_scale_out_reports_demand_from_the_same_scrapes() -> None:
+    payload = case_payload("real_vllm_kv_overload")
+    scale = next(a for a in advise(payload)["advisories"] if a["action"] == "scale_out")
+    pairs = [(s["values"]["requests_running"], s["values"]["requests_waiting"]) for s in payload["window"]]
+    assert scale["parameters"] == {"demand_peak": int(max(r + w for r, w in pairs)),
+                                   "running_peak": int(max(r for r, _ in pairs))}

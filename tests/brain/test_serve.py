@@ -41,7 +41,7 @@ def llm_double() -> Iterator[RecordedLLMServer]:
 def served(llm_double: RecordedLLMServer) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "GMI_API_KEY": KEY, "GMI_BASE_URL": llm_double.base_url,
-           "INFERGUARD_LLM_TIMEOUT_SECONDS": "2"}
+           "INFERGUARD_LLM_TIMEOUT_SECONDS": "10"}
     proc = subprocess.Popen([sys.executable, "-m", "rlm_agent.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
