@@ -92,3 +92,21 @@ def test_sync_advise_with_an_llm_outside_a_loop(llm_server: RecordedLLMServer) -
     second = advise(case_payload("real_vllm_admission_overload"), llm=llm)  # a new loop, a new pool
     assert first["diagnosis"]["source"] == "llm"
     assert second["llm"]["status"] == "downgraded"  # the recorded KV answer contradicts admission overload
+
+
+async def test_build_brain_from_the_daemon_brain_settings(llm_server: RecordedLLMServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferguard.config import BrainSettings
+
+    monkeypatch.setenv("GMI_API_KEY", KEY)
+    monkeypatch.setenv("GMI_BASE_URL", llm_server.base_url)
+    monkeypatch.setenv("GMI_MODEL", "from-env")
+    cfg = BrainSettings()  # type: ignore[call-arg]  # pydantic-settings reads the fields from the env
+    brain = build_brain(cfg.brain_mode, url=cfg.brain_url, llm=cfg)
+    llm_server.push(Reply.answer(CASES["real_vllm_kv_overload"]["llm_recorded"]["good"]))
+    case = case_payload("real_vllm_kv_overload")
+    answer = await brain.advise(build_incident_payload(case["incident"], case["window"], []))
+    await brain.aclose()
+    assert answer["diagnosis"]["source"] == "llm"
+    assert llm_server.requests[0]["body"]["model"] == "from-env"
+    assert KEY not in repr(cfg)
