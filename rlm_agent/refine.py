@@ -42,6 +42,9 @@ async def refine(payload: dict[str, Any], answer: dict[str, Any], llm: LLMClient
     why = contradiction(f, root)
     if why is None and root != rules["root_cause"] and not evidence and root != "insufficient_evidence":
         why = "none of its evidence values occur in the telemetry"
+    if why is None and root != rules["root_cause"] and rules["claim_status"] == "measured":
+        # Evidence first: a cause measured from complete, live signals is not overruled by a narrative.
+        why = f"the rules measured {rules['root_cause']} from complete live evidence"
     if why is not None:
         # Downgraded: the claim is kept on record as not_proven; the rules' diagnosis stands.
         info["status"] = "downgraded"

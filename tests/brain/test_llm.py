@@ -258,3 +258,29 @@ async def test_an_unexpected_sdk_failure_is_an_llm_error(llm_server: RecordedLLM
     assert answer["diagnosis"]["source"] == "rules"
     assert answer["diagnosis"]["fallback_reason"] == "llm_sdk_error: TypeError"
     assert llm.usage.failures == 1
+
+
+async def test_a_measured_rules_diagnosis_is_not_overruled(llm_server: RecordedLLMServer) -> None:
+    # "insufficient_evidence" cannot be contradicted, but the rules measured the cause: they stand.
+    llm = client(llm_server)
+    llm_server.push(Reply.answer({"root_cause": "insufficient_evidence", "summary": "Unsure.", "evidence": [],
+                                  "confidence": 0.9}))
+    answer = await aadvise(case_payload("real_vllm_admission_overload"), llm=llm)
+    await llm.aclose()
+    assert answer["diagnosis"]["root_cause"] == "admission_overload"
+    assert answer["llm"]["status"] == "downgraded"
+    assert "measured admission_overload" in answer["diagnosis"]["fallback_reason"]
+
+
+async def test_an_llm_cause_the_rules_did_not_reach_is_inferred(llm_server: RecordedLLMServer) -> None:
+    # The rules say insufficient_evidence (queue, KV unknown); the LLM names a cause with real values.
+    llm = client(llm_server)
+    llm_server.push(Reply.answer({"root_cause": "admission_overload", "summary": "Batch limit.",
+                                  "evidence": [{"signal": "requests_waiting", "value": 12.0, "note": "queue"}],
+                                  "confidence": 0.9}))
+    answer = await aadvise(case_payload("queue_kv_unknown"), llm=llm)
+    await llm.aclose()
+    d = answer["diagnosis"]
+    assert (d["root_cause"], d["claim_status"], d["source"]) == ("admission_overload", "inferred", "llm")
+    assert d["confidence"] == 0.6
+    assert answer["advisories"] == []  # advisories need evidence the rules can check: KV is unknown
