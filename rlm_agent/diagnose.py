@@ -184,11 +184,12 @@ def rule_kv_exhaustion(f: Features) -> Candidate | None:
 
 def rule_admission_overload(f: Features) -> Candidate | None:
     waiting = f.get("requests_waiting")
-    if waiting is None or (waiting.max < WAITING_DEEP and "queue_buildup" not in f.seen):
+    queue = f.incident_peak("requests_waiting")
+    if waiting is None or queue is None or (queue < WAITING_DEEP and "queue_buildup" not in f.seen):
         return None
     kv = f.get("kv_usage")
     pre = f.mean("preemptions_per_s")
-    evidence = [ev("requests_waiting", waiting.max, f"peak requests waiting (mean {waiting.mean:.1f})")]
+    evidence = [ev("requests_waiting", queue, f"peak requests waiting (window mean {waiting.mean:.1f})")]
     if kv is None:
         return Candidate("admission_overload", 0.4, "Requests queue, but KV usage is unknown, so the wall "
                          "cannot be told apart from KV exhaustion.", evidence, complete=False)
@@ -210,9 +211,9 @@ def rule_admission_overload(f: Features) -> Candidate | None:
     if kv.max < 0.2:
         score += 0.1
     return Candidate("admission_overload", min(score, 0.92),
-                     f"Requests queue ({waiting.max:.0f} waiting) while the KV cache has headroom "
+                     f"Requests queue ({queue:.0f} waiting) while the KV cache has headroom "
                      f"(peak {kv.max:.4f}) and nothing is preempted: the batch limit or compute is the wall.",
-                     evidence, complete=pre is not None)
+                     evidence, complete=pre is not None and waiting.max >= WAITING_DEEP)
 
 
 def rule_prefix_thrash(f: Features) -> Candidate | None:
