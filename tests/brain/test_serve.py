@@ -37,11 +37,8 @@ def llm_double() -> Iterator[RecordedLLMServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def served(llm_double: RecordedLLMServer) -> Iterator[str]:
+def serve(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "GMI_API_KEY": KEY, "GMI_BASE_URL": llm_double.base_url,
-           "INFERGUARD_LLM_TIMEOUT_SECONDS": "10"}
     proc = subprocess.Popen([sys.executable, "-m", "rlm_agent.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -68,6 +65,32 @@ def served(llm_double: RecordedLLMServer) -> Iterator[str]:
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def served(llm_double: RecordedLLMServer) -> Iterator[str]:
+    yield from serve({**os.environ, "GMI_API_KEY": KEY, "GMI_BASE_URL": llm_double.base_url,
+                      "INFERGUARD_LLM_TIMEOUT_SECONDS": "10"})
+
+
+@pytest.fixture(scope="module")
+def served_rules() -> Iterator[str]:
+    yield from serve({k: v for k, v in os.environ.items() if k != "GMI_API_KEY"})
+
+
+async def test_remote_and_local_answer_alike(served_rules: str) -> None:
+    remote, local = build_brain("remote", url=served_rules, llm=None), build_brain("local", url=None, llm=None)
+    try:
+        for name in sorted(CASES):
+            case = case_payload(name)
+            payload = build_incident_payload(case["incident"], case["window"], case["similar"])
+            assert await remote.advise(payload) == await local.advise(payload), name
+        window = case_payload("real_vllm_kv_overload")["window"]
+        proactive = build_proactive_payload("http://e:8000", "vllm-v1", "tiny", window, [])
+        assert await remote.investigate(proactive) == await local.investigate(proactive)
+    finally:
+        await remote.aclose()
+        await local.aclose()
 
 
 def test_healthz(served: str) -> None:
