@@ -7,8 +7,9 @@ failure is a :class:`PayloadError` (or :class:`ConfigError` when building), neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
@@ -137,6 +138,62 @@ class RemoteBrain:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class BackgroundBrain:
+    """Runs brain calls as tasks so the scrape cycle never awaits the LLM.
+
+    ``submit`` returns at once. At most ``max_in_flight`` calls run together; per key (an incident
+    id) only the newest request matters: one still waiting for a slot is replaced, and an answer
+    to an older request than the newest submitted is dropped, never delivered over a newer one.
+    """
+
+    def __init__(self, brain: Brain, *, max_in_flight: int = 4) -> None:
+        self.brain = brain
+        self.failures = 0
+        self.last_error: str | None = None
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._seq: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, key: str, payload: dict[str, Any], on_answer: Callable[[dict[str, Any]], None],
+               *, kind: Literal["advise", "investigate"] = "advise") -> None:
+        """Schedule one call (from inside the running loop); ``on_answer`` gets the validated answer."""
+        seq = self._seq.get(key, 0) + 1
+        self._seq[key] = seq
+        task = asyncio.get_running_loop().create_task(self._run(key, seq, payload, on_answer, kind))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: str, seq: int, payload: dict[str, Any],
+                   on_answer: Callable[[dict[str, Any]], None], kind: str) -> None:
+        async with self._slots:
+            if self._seq.get(key) != seq:
+                return  # superseded while it waited for a slot
+            try:
+                call = self.brain.advise if kind == "advise" else self.brain.investigate
+                answer = await call(payload)
+            except PayloadError as exc:
+                self.failures += 1
+                self.last_error = str(exc)[:300]
+                return
+        if self._seq.get(key) == seq:
+            on_answer(answer)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait for every submitted call (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.brain.aclose()
 
 
 def advise_rules(payload: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -110,3 +112,38 @@ async def test_build_brain_from_the_daemon_brain_settings(llm_server: RecordedLL
     assert answer["diagnosis"]["source"] == "llm"
     assert llm_server.requests[0]["body"]["model"] == "from-env"
     assert KEY not in repr(cfg)
+
+
+async def test_background_brain_never_blocks_and_keeps_the_newest(llm_server: RecordedLLMServer) -> None:
+    from inferguard.brain import BackgroundBrain
+
+    good = CASES["real_vllm_kv_overload"]["llm_recorded"]["good"]
+    llm_server.push(Reply.slow(good, 0.5), Reply.answer(good))
+    bg = BackgroundBrain(LocalBrain(settings(llm_server.base_url)), max_in_flight=1)
+    case = case_payload("real_vllm_kv_overload")
+    payload = build_incident_payload(case["incident"], case["window"], [])
+    got: list[tuple[str, dict[str, Any]]] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    bg.submit("inc-a", payload, lambda a: got.append(("first", a)))
+    bg.submit("inc-b", payload, lambda a: got.append(("b", a)))   # waits for the single slot
+    bg.submit("inc-b", payload, lambda a: got.append(("b-newer", a)))  # replaces the waiting one
+    assert loop.time() - start < 0.05  # submit returns at once, the LLM is slow
+    assert bg.in_flight == 3
+    await bg.drain()
+    await bg.aclose()
+    assert [name for name, _ in got] == ["first", "b-newer"]
+    assert all(a["diagnosis"]["root_cause"] == "kv_cache_exhaustion" for _, a in got)
+
+
+async def test_background_brain_counts_failures() -> None:
+    from inferguard.brain import BackgroundBrain
+
+    bg = BackgroundBrain(LocalBrain())
+    bad = case_payload("real_vllm_kv_overload")
+    bad["engine"] = "tgi"
+    got: list[object] = []
+    bg.submit("inc-x", bad, got.append)
+    await bg.drain()
+    await bg.aclose()
+    assert got == [] and bg.failures == 1 and "/engine" in (bg.last_error or "")
