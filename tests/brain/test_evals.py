@@ -7,6 +7,7 @@ import pytest
 
 from rlm_agent.cli import main
 from rlm_agent.evals.runner import load_cases, run_double, run_rules, table
+from rlm_agent.testing import RecordedLLMServer, Reply
 
 from .conftest import CASES
 
@@ -51,3 +52,21 @@ def test_cli_eval_prints_the_accuracy_table(capsys: pytest.CaptureFixture[str]) 
     assert main(["eval"]) == 0
     out = capsys.readouterr().out
     assert "root cause" in out and f"rules{' ' * 17}{len(CASES):>6}" in out
+
+
+async def test_live_mode_runs_the_cases_against_a_configured_endpoint(llm_server: RecordedLLMServer) -> None:
+    from rlm_agent import LLMSettings
+    from rlm_agent.evals.runner import run_live
+
+    cases = [CASES["real_vllm_kv_overload"], CASES["engine_down"]]
+    llm_server.push(*(Reply.answer(c["llm_recorded"]["good"]) for c in cases))
+    results, usage = await run_live(cases, LLMSettings(api_key="k", base_url=llm_server.base_url, timeout_s=10))
+    assert [(r.mode, r.passed, r.source) for r in results] == [("llm-live", True, "llm")] * 2
+    assert usage["calls"] == 2 and usage["prompt_tokens"] > 0
+
+
+def test_cli_live_without_a_key_says_so(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("GMI_API_KEY", raising=False)
+    assert main(["eval", "--live"]) == 2
+    assert "GMI_API_KEY is not set" in capsys.readouterr().err
