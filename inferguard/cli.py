@@ -26,6 +26,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
 app.add_typer(config_app, name="config")
 
+SCENARIO_HELP = ("healthy, kv_pressure, admission_overload, prefix_thrash, swap, engine_crash, ttft_regression, "
+                 "spec_decode_collapse, gpu_fault")
 EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
@@ -189,6 +191,50 @@ def replay_file(file: Path, settings: Settings) -> list[dict[str, Any]]:
     for scrape in read_timeline(file):
         pipeline.observe(scrape)
     return [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: (i.opened_at, i.id))]
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help='print only {"incidents": [...]} at the end')] = False,
+    fault: Annotated[float, typer.Option(help="seconds of injected KV-cache pressure")] = 25.0,
+) -> None:
+    """Watch a simulated engine through one incident: detection, diagnosis, advisories, resolution (~1 min)."""
+    from rich.console import Console
+
+    from inferguard.demo import run_demo
+
+    console = None if as_json else Console()
+    incidents = anyio.run(lambda: run_demo(fault_s=fault, console=console))
+    if as_json:
+        typer.echo(dumps({"incidents": incidents}))
+        return
+    assert console is not None
+    resolved = sum(1 for i in incidents if i["resolved_at"] is not None)
+    console.print(f"\n[bold]{len(incidents)} incident(s), {resolved} resolved.[/] Same pipeline as `inferguard watch`; "
+                  "try `inferguard simulate --scenario admission_overload` and watch it yourself.")
+
+
+@app.command()
+def simulate(
+    dialect: Annotated[str, typer.Option(help="vllm-v1, vllm-v0, sglang or dcgm")] = "vllm-v1",
+    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "healthy",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0 = any free port)")] = 8000,
+    targets: Annotated[int, typer.Option(help="simulated engines served from this process")] = 1,
+    model: Annotated[str, typer.Option(help="model name the engines report")] = "sim/llama-3-8b-instruct",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+) -> None:
+    """An OpenAI-compatible engine simulator whose /metrics speak vLLM V1/V0, SGLang or DCGM (synthetic data)."""
+    from inferguard.simulate.cli import simulate_command
+
+    try:
+        code = simulate_command(host=host, port=port, dialect=dialect, scenario=scenario, targets=targets,
+                                model=model, seed=seed, speed=speed)
+    except ConfigError as exc:
+        typer.echo(f"inferguard simulate: invalid {exc}", err=True)
+        raise typer.Exit(64) from None
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,0 +1,89 @@
+"""`inferguard demo`: the simulator and the real watcher together, one incident from onset to resolution.
+
+No configuration and no network beyond loopback: a simulated vLLM V1 engine serves /metrics on a free
+port, the daemon watches it, and a script injects KV-cache pressure, then lets it recover.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import anyio
+from rich.console import Console
+
+from inferguard.app import Daemon, DaemonOptions
+from inferguard.config import Settings
+from inferguard.incidents import IncidentEvent
+from inferguard.models import Target
+from inferguard.simulate.server import Simulator
+
+
+class _Narrator:
+    """The demo's view: prints each incident transition with its diagnosis and advisories."""
+
+    def __init__(self, console: Console | None, started: float) -> None:
+        self.console = console
+        self.started = started
+        self._told: dict[str, tuple[str, tuple[str, ...]]] = {}  # what was last said per incident
+
+    def say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(f"[dim]{time.monotonic() - self.started:5.0f}s[/] {text}")
+
+    def update(self, daemon: Any) -> None:
+        pass
+
+    def incident(self, ev: IncidentEvent) -> None:
+        inc = ev.incident
+        mark = {"opened": "[bold red]● incident opened[/]", "updated": "[yellow]▲ incident updated[/]",
+                "resolved": "[green]✓ incident resolved[/]"}[ev.kind]
+        active = [a for a in inc.anomalies.values() if a.active]
+        detail = "; ".join(f"{a.code}: {a.summary}" for a in active) or "all anomalies cleared"
+        self.say(f"{mark} [{inc.severity}] {' '.join(ev.changes)}\n        {detail}")
+        d = inc.diagnosis
+        if not d or ev.kind == "resolved":
+            return
+        actions = tuple(a["action"] for a in inc.advisories)
+        if self._told.get(inc.id) == (d["root_cause"], actions):
+            return  # heard once per change
+        self._told[inc.id] = (d["root_cause"], actions)
+        self.say(f"        diagnosis: [bold]{d['root_cause']}[/] ({d['source']}, confidence {d['confidence']:.2f}, "
+                 f"{d['claim_status']}) — {d['summary']}")
+        for a in inc.advisories[:3]:
+            steps = "; ".join(a.get("engine_steps", [])[:2])
+            self.say(f"        advisory: [cyan]{a['action']}[/] ({a['horizon']}) {steps}")
+
+
+async def run_demo(*, fault_s: float = 25.0, healthy_s: float = 15.0, recovery_max_s: float = 35.0,
+                   interval_s: float = 2.0, console: Console | None = None) -> list[dict[str, Any]]:
+    settings = Settings.load(env_file=None, brain={"gmi_api_key": None, "brain_mode": "local"})
+    started = time.monotonic()
+    narrator = _Narrator(console, started)
+    async with Simulator(dialect="vllm-v1", scenario="healthy", model="demo/llama-3-8b-instruct", seed=7) as sim:
+        target = Target(url=sim.target_url(0) + "/metrics", name="demo")
+        options = DaemonOptions(interval_s=interval_s, listen=None, log_format="json", out=io.StringIO())
+        daemon = Daemon(settings, [target], options)
+        daemon.view = narrator
+        narrator.say(f"simulated vLLM V1 engine at {target.url} (synthetic data); watching every {interval_s:g}s")
+        narrator.say("healthy traffic")
+
+        async def script() -> None:
+            await anyio.sleep(healthy_s)
+            sim.set_scenario("kv_pressure")
+            narrator.say("[bold]injecting a fault:[/] KV-cache pressure (more arrivals, longer generations)")
+            await anyio.sleep(fault_s)
+            sim.set_scenario("healthy")
+            narrator.say("[bold]fault removed:[/] healthy traffic again")
+            deadline = time.monotonic() + recovery_max_s
+            while time.monotonic() < deadline and daemon.pipeline.book.open_incidents():
+                await anyio.sleep(0.5)
+            await anyio.sleep(interval_s)
+            daemon.stop()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(script)
+            await daemon.run()
+            tg.cancel_scope.cancel()
+    return [i.to_dict() for i in sorted(daemon.pipeline.book.history, key=lambda i: i.opened_at)]

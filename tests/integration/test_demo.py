@@ -1,0 +1,24 @@
+"""The demo end to end: the real simulator over loopback HTTP and the real daemon, one incident."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from inferguard.demo import run_demo
+
+
+async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident() -> None:
+    out = io.StringIO()
+    incidents = await run_demo(healthy_s=8, fault_s=22, recovery_max_s=40, interval_s=1.0,
+                               console=Console(file=out, width=200))
+    assert len(incidents) == 1, [i["codes"] for i in incidents]
+    inc = incidents[0]
+    assert "kv_pressure" in inc["codes"] and inc["resolved_at"] is not None
+    assert inc["synthetic"] is True
+    assert inc["diagnosis"]["root_cause"] == "kv_cache_exhaustion"
+    assert inc["diagnosis"]["claim_status"] == "synthetic"
+    assert {"throttle_concurrency"} <= {a["action"] for a in inc["advisories"]}
+    text = out.getvalue()
+    assert "incident opened" in text and "incident resolved" in text and "throttle_concurrency" in text
