@@ -132,6 +132,9 @@ class LLMClient:
         self._sent: deque[float] = deque()
         self._json_schema_ok = True  # flips to JSON mode when the endpoint rejects response schemas
         self._client: AsyncOpenAI | None = None
+        if self.configured:
+            # Import the SDK now (~0.4 s), at start-up, not inside the event loop on the first call.
+            import openai  # noqa: F401
 
     @property
     def configured(self) -> bool:
