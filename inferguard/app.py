@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import anyio
 import uvicorn
 
-from inferguard.brain import Brain, build_brain, rules_advisor
+from inferguard.brain import BackgroundBrain, Brain, build_brain, rules_advisor
 from inferguard.config import Settings
 from inferguard.errors import InferGuardError
 from inferguard.incidents import Incident, IncidentEvent
@@ -64,9 +64,8 @@ class Daemon:
         llm = settings.brain if settings.brain.gmi_api_key is not None else None
         self.brain = brain or build_brain(settings.brain.brain_mode, url=settings.brain.brain_url, llm=llm)
         self._refine = llm is not None or settings.brain.brain_mode == "remote" or brain is not None
-        self._brain_limit = anyio.CapacityLimiter(2)
-        self._brain_backlog = 0
-        self._tg: anyio.abc.TaskGroup | None = None
+        self.background = BackgroundBrain(self.brain, max_in_flight=2)
+        self._brain_failures_seen = 0
         self.proactive: dict[str, dict[str, Any]] = {}
         self._tick = min([options.interval_s, *[t.interval_s for t in targets if t.interval_s]])
         self.view: Any = None
@@ -78,7 +77,6 @@ class Daemon:
         started = time.monotonic()
         try:
             async with anyio.create_task_group() as tg:
-                self._tg = tg
                 tg.start_soon(self._watch_signals)
                 tg.start_soon(self._lag_monitor)
                 if self.opt.listen:
@@ -92,7 +90,7 @@ class Daemon:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.scraper.aclose()
-                await self.brain.aclose()
+                await self.background.aclose()
             if self._writer:
                 self._writer.close()
         summary = {**self._counts, "open_incidents": len(self.pipeline.book.open_incidents()),
@@ -171,6 +169,7 @@ class Daemon:
         every = self.settings.brain.proactive_cycle_every
         if every and self._counts["cycles"] % every == 0:
             self._investigate()
+        self._report_brain_failures()
         failures = sum(1 for o in observations if o.error)
         self.log.info("cycle", scraped=len(scrapes), failed=failures,
                       open_incidents=len(self.pipeline.book.open_incidents()),
@@ -193,61 +192,56 @@ class Daemon:
         for ev in obs.events:
             self.emit(ev)
             if self._refine and ev.kind != "resolved" and ev.incident.diagnosis is not None:
-                self._spawn(self._refine_diagnosis, ev.incident)
+                self._refine_diagnosis(ev.incident)
         return obs
 
     # -- the brain, off the loop -----------------------------------------------------------------
-    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
-        # Bounded: when the brain is slower than incidents change, drop work rather than queue for ever.
-        if self._tg is None or self._brain_backlog >= 16:
-            self.log.warning("brain.skipped", reason="backlog full" if self._tg else "not running")
-            return
-        self._brain_backlog += 1
-        self._tg.start_soon(fn, *args)
-
-    async def _refine_diagnosis(self, inc: Incident) -> None:
+    def _refine_diagnosis(self, inc: Incident) -> None:
         try:
-            async with self._brain_limit:
-                payload = build_incident_payload(inc.to_dict(), self.pipeline.window(inc.target, inc.model),
-                                                 self.pipeline.similar(inc), redact=self.settings.brain.llm_redact)
-                answer = await self.brain.advise(payload)
+            payload = build_incident_payload(inc.to_dict(), self.pipeline.window(inc.target, inc.model),
+                                             self.pipeline.similar(inc), redact=self.settings.brain.llm_redact)
         except InferGuardError as exc:
             self.log.warning("brain.failed", incident=inc.id, error=str(exc)[:300])
             return
-        finally:
-            self._brain_backlog -= 1
-        diagnosis = answer.get("diagnosis") or {}
-        if diagnosis == inc.diagnosis:
-            return
-        inc.diagnosis, inc.advisories = diagnosis, list(answer.get("advisories", []))
-        why = diagnosis.get("fallback_reason")
-        self.emit(IncidentEvent("updated", inc, (f"diagnosis:{diagnosis.get('source')}" +
-                                                 (f" ({why})" if why else ""),)))
+
+        def apply(answer: dict[str, Any]) -> None:
+            diagnosis = answer.get("diagnosis") or {}
+            if diagnosis == inc.diagnosis:
+                return
+            inc.diagnosis, inc.advisories = diagnosis, list(answer.get("advisories", []))
+            why = diagnosis.get("fallback_reason")
+            self.emit(IncidentEvent("updated", inc, (f"diagnosis:{diagnosis.get('source')}" +
+                                                     (f" ({why})" if why else ""),)))
+
+        self.background.submit(inc.id, payload, apply)
 
     def _investigate(self) -> None:
         open_targets = {i.target for i in self.pipeline.book.open_incidents()}
         for url, models in self.pipeline.latest().items():
-            if url in open_targets or not models:
-                continue  # proactive means before an incident: open ones already have a diagnosis
+            if url in open_targets or not models or self.background.in_flight >= 64:
+                continue  # proactive means before an incident; and never pile work on a slow brain
             model = next(iter(models))
             window = self.pipeline.window(url, model)
-            if len(window) >= 3:
-                self._spawn(self._investigate_one, url, model, window)
-
-    async def _investigate_one(self, url: str, model: str, window: list[dict[str, Any]]) -> None:
-        try:
-            async with self._brain_limit:
+            if len(window) < 3:
+                continue
+            try:
                 payload = build_proactive_payload(url, self.pipeline.engine_of(url), model, window, [],
                                                   synthetic=self.pipeline.is_synthetic(url))
-                answer = await self.brain.investigate(payload)
-        except InferGuardError as exc:
-            self.log.warning("brain.failed", target=url, error=str(exc)[:300])
-            return
-        finally:
-            self._brain_backlog -= 1
-        self.proactive[url] = answer
-        if answer.get("advisories"):
-            self.log.warning("advisory.proactive", target=url, model=model, answer=_finite(answer))
+            except InferGuardError as exc:
+                self.log.warning("brain.failed", target=url, error=str(exc)[:300])
+                continue
+
+            def apply(answer: dict[str, Any], url: str = url, model: str = model) -> None:
+                self.proactive[url] = answer
+                if answer.get("advisories"):
+                    self.log.warning("advisory.proactive", target=url, model=model, answer=_finite(answer))
+
+            self.background.submit(f"proactive:{url}", payload, apply, kind="investigate")
+
+    def _report_brain_failures(self) -> None:
+        if self.background.failures > self._brain_failures_seen:
+            self._brain_failures_seen = self.background.failures
+            self.log.warning("brain.failed", failures=self.background.failures, error=self.background.last_error)
 
     def emit(self, ev: IncidentEvent) -> None:
         self.telemetry.incident_events.labels(ev.kind).inc()

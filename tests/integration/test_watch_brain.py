@@ -1,0 +1,109 @@
+"""The daemon with an LLM configured: the rules answer at once, the LLM refines it off the loop, and an
+LLM that is down or slow never stops monitoring. The LLM is rlm_agent.testing.RecordedLLMServer, a
+loopback test double speaking the OpenAI protocol to the real openai SDK (the hosted LLM is unreachable)."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio
+import pytest
+
+from inferguard.app import Daemon, DaemonOptions
+from inferguard.config import Settings
+from inferguard.models import Target
+from rlm_agent.evals.runner import load_cases
+from rlm_agent.testing import RecordedLLMServer, Reply
+
+PAGE = """# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="m"} 30.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="m"} 38.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.99
+# TYPE vllm:num_preemptions_total counter
+vllm:num_preemptions_total{engine="0",model_name="m"} NUM
+"""
+GOOD = next(c for c in load_cases() if c["name"] == "real_vllm_kv_overload")["llm_recorded"]["good"]
+
+
+@pytest.fixture
+def engine() -> Iterator[str]:
+    count = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            count[0] += 15  # a preemption storm: the counter climbs every scrape
+            body = PAGE.replace("NUM", f"{count[0]}.0").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def watch(url: str, base_url: str, seconds: float) -> tuple[Daemon, list[dict[str, Any]]]:
+    settings = Settings.load(env_file=None, brain={"gmi_api_key": "sk-test-secret", "gmi_base_url": base_url,
+                                                   "llm_timeout_seconds": 2.0, "proactive_cycle_every": 0})
+    out = io.StringIO()
+    daemon = Daemon(settings, [Target(url=url)],
+                    DaemonOptions(interval_s=0.3, listen=None, duration_s=seconds, log_format="json", out=out))
+    await daemon.run()
+    text = out.getvalue()
+    assert "sk-test-secret" not in text  # the key never reaches a log line
+    return daemon, [json.loads(line) for line in text.splitlines()]
+
+
+async def test_llm_refines_the_rules_diagnosis(engine: str) -> None:
+    with RecordedLLMServer() as llm:
+        llm.default = Reply.answer(GOOD)
+        daemon, events = await watch(engine, llm.base_url, 3.0)
+        assert llm.requests, "the LLM was never asked"
+        # The key travels only where it must: the Authorization header, never the prompt.
+        assert all("sk-test-secret" not in json.dumps(r["body"]) for r in llm.requests)
+        assert all({k.lower(): v for k, v in r["headers"].items()}["authorization"] == "Bearer sk-test-secret"
+                   for r in llm.requests)
+    opened = next(e for e in events if e["event"] == "incident.opened")
+    assert opened["incident"]["diagnosis"]["source"] == "rules"  # at once, before any LLM answer
+    refined = [e for e in events if e["event"] == "incident.updated" and "diagnosis:llm" in e["changes"]]
+    assert refined and refined[0]["incident"]["diagnosis"]["root_cause"] == "kv_cache_exhaustion"
+    cycles = [e for e in events if e["event"] == "cycle"]
+    assert len(cycles) >= 8
+
+
+async def test_llm_down_or_slow_never_stops_monitoring(engine: str) -> None:
+    # Down: connection refused. The rules diagnosis stands and every cycle still runs.
+    _, events = await watch(engine, f"http://127.0.0.1:{dead_port()}/v1", 3.0)
+    assert len([e for e in events if e["event"] == "cycle"]) >= 8
+    opened = next(e for e in events if e["event"] == "incident.opened")
+    assert opened["incident"]["diagnosis"]["root_cause"] == "kv_cache_exhaustion"
+    fallbacks = [e for e in events if e["event"] == "incident.updated"
+                 and any(c.startswith("diagnosis:rules (") for c in e["changes"])]
+    failures = [e for e in events if e["event"] == "brain.failed"]
+    assert fallbacks or failures  # the operator is told why the LLM is absent
+    # Slow: every answer takes longer than the 2 s timeout; cycles keep their 0.3 s pace meanwhile.
+    with RecordedLLMServer() as llm:
+        llm.default = Reply.slow(GOOD, delay_s=5.0)
+        with anyio.fail_after(20):
+            _, slow_events = await watch(engine, llm.base_url, 3.0)
+    assert len([e for e in slow_events if e["event"] == "cycle"]) >= 8
