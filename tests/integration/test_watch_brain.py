@@ -77,7 +77,7 @@ async def watch(url: str, base_url: str, seconds: float) -> tuple[Daemon, list[d
 async def test_llm_refines_the_rules_diagnosis(engine: str) -> None:
     with RecordedLLMServer() as llm:
         llm.default = Reply.answer(GOOD)
-        daemon, events = await watch(engine, llm.base_url, 3.0)
+        _, events = await watch(engine, llm.base_url, 3.0)
         assert llm.requests, "the LLM was never asked"
         # The key travels only where it must: the Authorization header, never the prompt.
         assert all("sk-test-secret" not in json.dumps(r["body"]) for r in llm.requests)
@@ -107,3 +107,40 @@ async def test_llm_down_or_slow_never_stops_monitoring(engine: str) -> None:
         with anyio.fail_after(20):
             _, slow_events = await watch(engine, llm.base_url, 3.0)
     assert len([e for e in slow_events if e["event"] == "cycle"]) >= 8
+
+
+async def test_proactive_advice_arrives_before_any_incident() -> None:
+    step = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            step[0] += 1  # KV climbing steadily, still far below any threshold
+            kv = min(0.05 + 0.03 * step[0], 0.4)
+            body = (PAGE.replace("NUM", "0.0").replace("} 0.99", f"}} {kv:.3f}")
+                    .replace("} 38.0", "} 0.0").replace("} 30.0", f"}} {4 + step[0]}.0")).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = Settings.load(env_file=None, brain={"proactive_cycle_every": 3})
+        out = io.StringIO()
+        daemon = Daemon(settings, [Target(url=f"http://127.0.0.1:{server.server_address[1]}/metrics")],
+                        DaemonOptions(interval_s=0.3, listen=None, duration_s=3.5, log_format="json", out=out))
+        await daemon.run()
+    finally:
+        server.shutdown()
+        server.server_close()
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert not [e for e in events if e["event"].startswith("incident.")]
+    advice = [e for e in events if e["event"] == "advisory.proactive"]
+    assert advice, [e["event"] for e in events]
+    actions = {a["action"] for a in advice[-1]["answer"]["advisories"]}
+    assert "throttle_concurrency" in actions
+    assert all(a["advisory_only"] and a.get("proactive") for a in advice[-1]["answer"]["advisories"])
