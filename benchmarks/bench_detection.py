@@ -1,0 +1,151 @@
+"""Detection: InferGuard versus the public vLLM and llm-d example alert rules, over the same samples.
+
+    python -m benchmarks.bench_detection [--healthy-minutes 60]
+
+For every real-vLLM timeline in tests/data (recorded on this CPU; the phases file gives the onset),
+report the time from onset to the first alert for InferGuard (a replay of the very pipeline `watch`
+runs) and for each rule, evaluated with Prometheus semantics (benchmarks/promrules.py) over the very
+same scrapes. Then false alerts per hour of healthy traffic: the quiet phases of the real recordings,
+plus a long healthy run of the simulator (synthetic, marked so) scraped like a real target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from benchmarks.promrules import CORRECTED, LLMD_RULES, VLLM_RULES, Series, firings, first_firing
+from inferguard.brain import rules_advisor
+from inferguard.models import Scrape
+from inferguard.pipeline import Pipeline
+from inferguard.sources.exposition import ExpositionParser
+from inferguard.sources.timeline import read_timeline
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+RULES = [*VLLM_RULES, *LLMD_RULES, *CORRECTED]
+NAMES = {r.metric for r in RULES}
+ONSET_PHASE = {"vllm_kv_overload": "overload", "vllm_admission_overload": "overload",
+               "vllm_engine_restart": "killed", "vllm_prefix_churn": "churn"}
+
+
+def series_of(scrapes: list[Scrape]) -> dict[str, Series]:
+    parser = ExpositionParser(keep=NAMES.__contains__)
+    out: dict[str, Series] = defaultdict(list)
+    for s in scrapes:
+        if not s.ok:
+            for name in NAMES:  # a failed scrape marks the target's series stale
+                out[name].append((s.ts, None))
+            continue
+        exp = parser.parse(s.body or "")
+        for name in NAMES:
+            values = [v for _, v in exp.samples.get(name, [])]
+            if values:
+                out[name].append((s.ts, max(values)))
+    return out
+
+
+def inferguard_alerts(scrapes: list[Scrape]) -> list[float]:
+    pipeline = Pipeline(advisor=rules_advisor)
+    for s in scrapes:
+        pipeline.observe(s)
+    return sorted(i.opened_at for i in pipeline.book.history)
+
+
+def fmt(delay: float | None) -> str:
+    return "never" if delay is None else f"{delay:7.1f}s"
+
+
+def detection_table() -> list[tuple[str, float, float]]:
+    quiet: list[tuple[str, float, float]] = []
+    print("\n## time from onset to first alert (real vLLM on this CPU)\n")
+    for path in sorted(DATA.glob("vllm_*.jsonl.gz")):
+        name = path.name.removesuffix(".jsonl.gz")
+        meta = json.loads((DATA / f"{name}.phases.json").read_text())
+        phases = {p["name"]: p for p in meta["phases"]}
+        scrapes = list(read_timeline(path))
+        start, end = scrapes[0].ts, scrapes[-1].ts
+        onset = phases[ONSET_PHASE.get(name, "overload")]["start"] if ONSET_PHASE.get(name, "overload") in phases \
+            else None
+        quiet += [(name, p["start"], p["end"]) for p in meta["phases"] if p["name"] in ("idle", "healthy")]
+        if onset is None:
+            continue
+        print(f"### {name} (scrape interval {meta['interval_s']:g}s, {len(scrapes)} scrapes)\n")
+        print("| detector | first alert after onset |\n|---|---|")
+        ours = [t for t in inferguard_alerts(scrapes) if t >= onset]
+        print(f"| InferGuard | {fmt(ours[0] - onset if ours else None)} |")
+        series = series_of(scrapes)
+        for rule in RULES:
+            s = series.get(rule.metric, [])
+            if not any(v is not None for _, v in s):
+                print(f"| {rule.name} | never (series `{rule.metric}` not exported) |")
+                continue
+            hit = first_firing(rule, s, start, end + rule.for_s)
+            hit = hit if hit is None or hit >= onset else next(
+                (t for t in firings(rule, s, start, end + rule.for_s) if t >= onset), None)
+            print(f"| {rule.name} | {fmt(None if hit is None or hit > end else hit - onset)} |")
+        print()
+    return quiet
+
+
+async def simulated_healthy(minutes: float, interval_s: float = 5.0, speed: float = 50.0) -> list[Scrape]:
+    """Scrape a healthy simulated engine for ``minutes`` of simulated time (synthetic data)."""
+    import httpx
+
+    from inferguard.simulate.server import Simulator
+
+    out: list[Scrape] = []
+    async with Simulator(dialect="vllm-v1", scenario="healthy", seed=3, speed=speed) as sim, \
+            httpx.AsyncClient(trust_env=False) as client:
+        url = sim.target_url(0) + "/metrics"
+        steps = int(minutes * 60 / interval_s)
+        for _ in range(steps):
+            r = await client.get(url)
+            out.append(Scrape(target=url, ts=sim.sim_now(), status=200, body=r.text))
+            await asyncio.sleep(interval_s / speed)
+    return out
+
+
+def false_alerts(quiet: list[tuple[str, float, float]], healthy_minutes: float) -> None:
+    print("## false alerts during healthy traffic\n")
+    print("| traffic | hours | InferGuard incidents | InferGuard per hour | rule alerts (all rules) |")
+    print("|---|---|---|---|---|")
+    by_file: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for name, a, b in quiet:
+        by_file[name].append((a, b))
+    hours_real, ours_real, rules_real = 0.0, 0, 0
+    for name, spans in by_file.items():
+        scrapes = list(read_timeline(DATA / f"{name}.jsonl.gz"))
+        for a, b in spans:
+            part = [s for s in scrapes if a <= s.ts < b]
+            if len(part) < 2:
+                continue
+            hours_real += (b - a) / 3600
+            ours_real += len(inferguard_alerts(part))
+            series = series_of(part)
+            rules_real += sum(len(list(firings(r, series.get(r.metric, []), a, b))) for r in RULES)
+    print(f"| real vLLM, idle + healthy phases | {hours_real:.3f} | {ours_real} | "
+          f"{ours_real / hours_real if hours_real else 0:.1f} | {rules_real} |")
+    t0 = time.monotonic()
+    sim = asyncio.run(simulated_healthy(healthy_minutes))
+    hours = (sim[-1].ts - sim[0].ts) / 3600
+    ours = len(inferguard_alerts(sim))
+    series = series_of(sim)
+    rules = sum(len(list(firings(r, series.get(r.metric, []), sim[0].ts, sim[-1].ts))) for r in RULES)
+    print(f"| simulator `healthy` (synthetic), 5 s scrapes | {hours:.2f} | {ours} | {ours / hours:.2f} | {rules} |")
+    print(f"\n(simulated {healthy_minutes:g} min in {time.monotonic() - t0:.0f} s of wall time)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--healthy-minutes", type=float, default=60.0)
+    args = ap.parse_args()
+    quiet = detection_table()
+    false_alerts(quiet, args.healthy_minutes)
+
+
+if __name__ == "__main__":
+    main()
