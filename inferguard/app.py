@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import signal
 import sys
@@ -36,6 +37,7 @@ class DaemonOptions:
     record: str | None = None
     duration_s: float | None = None
     log_format: str = "auto"
+    log_level: int = logging.INFO
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -54,7 +56,7 @@ class Daemon:
         self.telemetry = Telemetry()
         self.telemetry.targets.set(len(targets))
         self.health = Health(options.interval_s, clock)
-        self.log = configure(options.log_format, options.out)
+        self.log = configure(options.log_format, options.out, options.log_level)
         self._writer = TimelineWriter(options.record) if options.record else None
         self._stop = anyio.Event()
         self._counts = {"cycles": 0, "scrapes": 0, "failures": 0, "opened": 0, "resolved": 0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -121,13 +122,17 @@ def watch(
                             listen=None if no_listen else (listen or settings.server.listen),
                             record=str(record) if record else None, duration_s=duration,
                             log_format=settings.server.log_format)
+    tty = sys.stdout.isatty() and settings.server.log_format != "json"
+    if tty:
+        options.log_level = logging.ERROR  # the live view shows cycles and incidents itself
     daemon = Daemon(settings, targets, options)
-    if sys.stdout.isatty() and settings.server.log_format != "json":
+    if tty:
         from inferguard.view import LiveView
 
         with LiveView() as view:
             daemon.view = view
-            anyio.run(daemon.run)
+            summary = anyio.run(daemon.run)
+        typer.echo("inferguard watch stopped: " + " ".join(f"{k}={v}" for k, v in summary.items()))
     else:
         anyio.run(daemon.run)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, TextIO
 
 import structlog
 
 
-def configure(fmt: str = "auto", stream: TextIO | None = None) -> structlog.typing.FilteringBoundLogger:
+def configure(fmt: str = "auto", stream: TextIO | None = None,
+              level: int = logging.INFO) -> structlog.typing.FilteringBoundLogger:
     stream = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (structlog.processors.JSONRenderer(sort_keys=False) if use_json
@@ -18,6 +20,7 @@ def configure(fmt: str = "auto", stream: TextIO | None = None) -> structlog.typi
                     structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
                     renderer],
         logger_factory=structlog.PrintLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=False,
     )
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger()

@@ -71,3 +71,4 @@ def test_live_view_on_a_tty(engine: str, tmp_path: Path) -> None:
     assert rc == 0, text[-2000:]
     assert "InferGuard" in text and "tty-model" in text and "42%" in text
     assert '{"event"' not in text  # no JSON lines on a terminal
+    assert "inferguard watch stopped: cycles=" in text  # one summary line at exit
