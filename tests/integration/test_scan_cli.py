@@ -81,3 +81,21 @@ def test_scan_exit_codes(base: str, tmp_path: Path, path: str, code: int, verdic
 def test_scan_unreachable(tmp_path: Path) -> None:
     rc, out = run(dead_url(), tmp_path)
     assert rc == 3 and out["error"] == "refused"
+
+
+def test_record_writes_a_timeline_that_replays(base: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    out = tmp_path / "t.jsonl.gz"
+    p = subprocess.run([sys.executable, "-m", "inferguard", "record", base + "/critical", "--out", str(out),
+                        "--interval", "0.2", "--duration", "1.5"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=60)
+    assert p.returncode == 0, p.stderr
+    from inferguard.sources.timeline import read_timeline
+
+    scrapes = list(read_timeline(out))
+    assert 5 <= len(scrapes) <= 9 and all(s.ok for s in scrapes)
+    assert [s.ts for s in scrapes] == sorted(s.ts for s in scrapes)
+    replayed = subprocess.run([sys.executable, "-m", "inferguard", "replay", str(out), "--json"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=True)
+    (inc,) = json.loads(replayed.stdout)["incidents"]
+    assert {"kv_pressure", "queue_buildup"} <= set(inc["codes"]) and inc["resolved_at"] is None
