@@ -30,6 +30,7 @@ def read_timeline(path: str | Path) -> Iterator[Scrape]:
     except OSError as exc:
         raise TimelineError(str(p), 0, f"cannot open: {exc.strerror or exc}") from exc
     last_ts = float("-inf")
+    n = 0
     with fh:
         try:
             for n, line in enumerate(fh, 1):
@@ -41,7 +42,7 @@ def read_timeline(path: str | Path) -> Iterator[Scrape]:
                 last_ts = scrape.ts
                 yield scrape
         except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise TimelineError(str(p), 0, f"unreadable: {exc}") from exc
+            raise TimelineError(str(p), n + 1, f"unreadable (truncated or corrupt?): {exc}") from exc
 
 
 def _decode(path: str, n: int, line: str) -> Scrape:

@@ -24,7 +24,8 @@ def test_round_trip(tmp_path: Path, name: str) -> None:
     assert got[0].ok and "é" in (got[0].body or "")
     assert got[1].error == "refused" and not got[1].ok
     if name.endswith(".gz"):
-        assert gzip.open(path, "rt").readline().startswith('{"ts": 1.5')
+        with gzip.open(path, "rt") as fh:
+            assert fh.readline().startswith('{"ts": 1.5')
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,16 @@ def test_time_must_not_go_backwards(tmp_path: Path) -> None:
 def test_missing_file_is_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(TimelineError, match="cannot open"):
         list(read_timeline(tmp_path / "nope.jsonl"))
+
+
+def test_truncated_gzip_is_a_typed_error_naming_where(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    w = TimelineWriter(path)
+    for i in range(50):
+        w.write(Scrape(target=T, ts=float(i), status=200, body="x 1\n" * 200))
+    w.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TimelineError, match="truncated") as info:
+        list(read_timeline(path))
+    assert info.value.line > 1
