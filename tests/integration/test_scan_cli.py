@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.support import clean_env, free_port, serve
 
 HEALTHY = """# TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{engine="0",model_name="m"} 2.0
@@ -35,35 +33,19 @@ PAGES = {
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            body = PAGES[self.path].encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(lambda path: PAGES[path].encode()) as url:
+        yield url
 
 
 def run(url: str, tmp_path: Path) -> tuple[int, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env = clean_env()
     p = subprocess.run([sys.executable, "-m", "inferguard", "scan", url, "--window", "0.2", "--json"],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     return p.returncode, json.loads(p.stdout)
 
 
 def dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/metrics"
+    return f"http://127.0.0.1:{free_port()}/metrics"
 
 
 @pytest.mark.parametrize(("path", "code", "verdict"),
@@ -84,7 +66,7 @@ def test_scan_unreachable(tmp_path: Path) -> None:
 
 
 def test_record_writes_a_timeline_that_replays(base: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env = clean_env()
     out = tmp_path / "t.jsonl.gz"
     p = subprocess.run([sys.executable, "-m", "inferguard", "record", base + "/critical", "--out", str(out),
                         "--interval", "0.2", "--duration", "1.5"], capture_output=True, text=True, env=env,

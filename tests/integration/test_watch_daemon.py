@@ -7,20 +7,19 @@ rewritten per phase (clearly synthetic): healthy, then KV exhausted with a queue
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support import clean_env, free_port, serve
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "engine-metrics"
 PAGE = SHARED / "vllm-v1-2026-05-inferguard-lmcache-mp.prom"
@@ -43,36 +42,15 @@ class Engine:
 @pytest.fixture
 def engine() -> Iterator[tuple[Engine, str]]:
     state = Engine()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            body = state.pages[state.phase].encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    plain = {"Content-Type": "text/plain; version=0.0.4"}
+    with serve(lambda _: (200, state.pages[state.phase].encode(), plain)) as base:
+        yield state, base + "/metrics"
 
 
 def test_watch_detects_reports_resolves_and_stops_cleanly(engine: tuple[Engine, str], tmp_path: Path) -> None:
     state, url = engine
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env = clean_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "inferguard", "watch", url, "--interval", "0.5", "--listen", f"127.0.0.1:{port}",
          "--record", str(tmp_path / "seen.jsonl")],
@@ -144,7 +122,7 @@ def test_watch_detects_reports_resolves_and_stops_cleanly(engine: tuple[Engine, 
 def test_watch_keeps_going_when_a_target_is_dead(engine: tuple[Engine, str], tmp_path: Path) -> None:
     _, url = engine
     dead = f"http://127.0.0.1:{free_port()}/metrics"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env = clean_env()
     out = subprocess.run(
         [sys.executable, "-m", "inferguard", "watch", url, dead, "--interval", "0.3", "--no-listen", "--duration", "3"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)

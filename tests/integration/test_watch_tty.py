@@ -7,13 +7,13 @@ import pty
 import select
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.support import clean_env, serve
 
 PAGE = (b'vllm:num_requests_running{engine="0",model_name="tty-model"} 3.0\n'
         b'vllm:num_requests_waiting{engine="0",model_name="tty-model"} 0.0\n'
@@ -22,26 +22,13 @@ PAGE = (b'vllm:num_requests_running{engine="0",model_name="tty-model"} 3.0\n'
 
 @pytest.fixture
 def engine() -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(PAGE)))
-            self.end_headers()
-            self.wfile.write(PAGE)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    with serve(lambda _: PAGE) as base:
+        yield base + "/metrics"
 
 
 def test_live_view_on_a_tty(engine: str, tmp_path: Path) -> None:
     main, sub = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env = clean_env()
     env.update(COLUMNS="160", LINES="40", TERM="xterm-256color")
     proc = subprocess.Popen([sys.executable, "-m", "inferguard", "watch", engine, "--interval", "0.3",
                              "--no-listen", "--duration", "2"], stdin=sub, stdout=sub, stderr=sub, env=env,

@@ -1,0 +1,52 @@
+"""Small real-HTTP helpers shared by the tests: a loopback page server, free ports, a clean environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# What a route returns: a body (200), or (status, body, extra headers).
+Page = bytes | tuple[int, bytes, dict[str, str]]
+
+
+@contextmanager
+def serve(route: Callable[[str], Page]) -> Iterator[str]:
+    """Serve ``route(path)`` on 127.0.0.1:<free port> in a thread; yields the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            page = route(self.path)
+            status, body, headers = (200, page, {}) if isinstance(page, bytes) else page
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without any InferGuard or LLM setting a developer may have exported."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
