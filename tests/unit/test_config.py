@@ -40,7 +40,8 @@ def test_operator_names_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     ("env", "value", "named"),
     [("KV_ALERT_THRESHOLD", "1.5", "KV_ALERT_THRESHOLD"), ("POLL_INTERVAL_SECONDS", "-1", "POLL_INTERVAL_SECONDS"),
      ("INFERGUARD_SCRAPE_TIMEOUT_SECONDS", "zero", "INFERGUARD_SCRAPE_TIMEOUT_SECONDS"),
-     ("INFERGUARD_LISTEN", "nowhere", "INFERGUARD_LISTEN"), ("INFERGUARD_BRAIN_MODE", "magic", "INFERGUARD_BRAIN_MODE")],
+     ("INFERGUARD_LISTEN", "nowhere", "INFERGUARD_LISTEN"),
+     ("INFERGUARD_BRAIN_MODE", "magic", "INFERGUARD_BRAIN_MODE")],
 )
 def test_bad_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str) -> None:
     monkeypatch.setenv(env, value)
@@ -56,7 +57,8 @@ def test_targets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFERGUARD_TARGETS_FILE", str(f))
     monkeypatch.setenv("A_TOKEN", "tok")
     (t,) = Settings.load().target_list()
-    assert (t.name, t.engine_hint, t.interval_s, t.labels, t.bearer_token) == ("a", "vllm-v1", 10, {"cluster": "eu"}, "tok")
+    got = (t.name, t.engine_hint, t.interval_s, t.labels, t.bearer_token)
+    assert got == ("a", "vllm-v1", 10, {"cluster": "eu"}, "tok")
     f.write_text("- url: http://a:8000/metrics\n  thresholds: {kv_treshold: 0.9}\n")
     with pytest.raises(ConfigError, match="kv_treshold"):
         Settings.load().target_list()
