@@ -19,6 +19,7 @@ from .diagnose import (
     PREEMPT_STORM,
     WAITING_DEEP,
     ev,
+    queue_evidence,
     restart_count,
 )
 from .features import Features
@@ -228,27 +229,31 @@ def shrink_speculation_window(f: Features) -> dict[str, Any] | None:
 
 
 def raise_batch_capacity(f: Features) -> dict[str, Any] | None:
-    waiting, kv = f.get("requests_waiting"), f.get("kv_usage")
-    if waiting is None or kv is None or waiting.max < WAITING_DEEP:
+    kv = f.get("kv_usage")
+    queued = queue_evidence(f)
+    if kv is None or not queued:
         return None
     if (f.incident_peak("kv_usage") or 0.0) >= KV_HEADROOM or kv_preempting(f)[0] \
             or "preemption_storm" in f.seen:
         return None
-    evidence = [ev("requests_waiting", waiting.max, "peak requests waiting"),
-                ev("kv_usage", kv.max, "peak KV-cache usage: headroom left")]
+    evidence = [*queued, ev("kv_usage", kv.max, "peak KV-cache usage: headroom left")]
     params: dict[str, Any] = {}
     running = f.peak("requests_running")
+    waiting = f.incident_peak("requests_waiting") or 0.0
     if running is not None and running >= 1:
         evidence.append(ev("requests_running", running, "peak requests running"))
-        # Room the KV cache allows at the same per-request footprint, capped by what is actually queued.
-        kv_cap = running * KV_HIGH / max(kv.max, 1e-6)
-        params["max_running"] = int(max(running + 1, min(running + waiting.max, kv_cap)))
         params["current_running_peak"] = int(running)
+        if waiting >= 1:
+            # Room the KV cache allows at the same per-request footprint, capped by what is queued.
+            # Without a queue depth (only queue time shows the wait) there is no number to give.
+            kv_cap = running * KV_HIGH / max(kv.max, 1e-6)
+            params["max_running"] = int(max(running + 1, min(running + waiting, kv_cap)))
     n = params.get("max_running")
     steps = {
-        "vllm": [f"restart with --max-num-seqs {n}" if n else "raise --max-num-seqs",
+        "vllm": [f"restart with --max-num-seqs {n}" if n else "raise --max-num-seqs above the running peak",
                  "raise --max-num-batched-tokens if prefill is chunked and TTFT stays high"],
-        "sglang": [f"restart with --max-running-requests {n}" if n else "raise --max-running-requests",
+        "sglang": [f"restart with --max-running-requests {n}" if n else
+                   "raise --max-running-requests above the running peak",
                    "raise --chunked-prefill-size if TTFT stays high"],
         "other": ["raise the engine's batch / running-request limit"],
     }[family(f.engine)]

@@ -17,6 +17,7 @@ KV_HIGH = 0.85  # where vLLM starts preempting under load
 KV_FULL = 0.9
 KV_HEADROOM = 0.5  # below this at its peak the KV cache is not the wall
 WAITING_DEEP = 5.0
+QUEUE_TIME_SLOW = 1.0  # seconds a request waits to be scheduled (p95): a queue even when the gauge reads 0
 PREEMPT_STORM = 0.5  # preemptions per second
 PREEMPT_ANY = 0.05
 ERROR_RATIO = 0.05
@@ -182,14 +183,26 @@ def rule_kv_exhaustion(f: Features) -> Candidate | None:
     return Candidate("kv_cache_exhaustion", min(score, 0.95), summary, evidence, complete=complete)
 
 
-def rule_admission_overload(f: Features) -> Candidate | None:
-    waiting = f.get("requests_waiting")
+def queue_evidence(f: Features) -> list[dict[str, Any]]:
+    """Measured signs that requests wait to be scheduled. On a CPU-starved engine the waiting gauge
+    mostly reads 0 at scrape time while the queue-time histogram shows seconds of waiting."""
+    out = []
     queue = f.incident_peak("requests_waiting")
-    if waiting is None or queue is None or (queue < WAITING_DEEP and "queue_buildup" not in f.seen):
+    if queue is not None and queue >= WAITING_DEEP:
+        out.append(ev("requests_waiting", queue, "peak requests waiting"))
+    qtime = f.incident_peak("queue_time_p95_s")
+    if qtime is not None and qtime >= QUEUE_TIME_SLOW:
+        out.append(ev("queue_time_p95_s", qtime, "p95 time a request waited to be scheduled"))
+    return out
+
+
+def rule_admission_overload(f: Features) -> Candidate | None:
+    evidence = queue_evidence(f)
+    if not evidence and "queue_buildup" not in f.seen:
         return None
+    evidence = evidence or _anomaly_notes(f, "queue_buildup")
     kv = f.get("kv_usage")
     pre = f.mean("preemptions_per_s")
-    evidence = [ev("requests_waiting", queue, f"peak requests waiting (window mean {waiting.mean:.1f})")]
     if kv is None:
         return Candidate("admission_overload", 0.4, "Requests queue, but KV usage is unknown, so the wall "
                          "cannot be told apart from KV exhaustion.", evidence, complete=False)
@@ -206,14 +219,21 @@ def rule_admission_overload(f: Features) -> Candidate | None:
     ttft = regressed(f, "ttft_p95_s") or regressed(f, "ttft_p50_s")
     if ttft is not None or "ttft_regression" in f.seen:
         signal = "ttft_p95_s" if f.get("ttft_p95_s") is not None else "ttft_p50_s"
-        evidence.append(ev(signal, f.peak(signal), "time to first token rose while requests waited"))
+        evidence.append(ev(signal, f.incident_peak(signal), "time to first token rose while requests waited"))
         score += 0.15
     if kv.max < 0.2:
         score += 0.1
+    waiting, qtime = f.get("requests_waiting"), f.get("queue_time_p95_s")
+    live_queue = (waiting is not None and waiting.max >= WAITING_DEEP) or (
+        qtime is not None and qtime.max >= QUEUE_TIME_SLOW)
+    queue, slow = f.incident_peak("requests_waiting"), f.incident_peak("queue_time_p95_s")
+    seen = ", ".join(x for x in (f"{queue:.0f} waiting" if queue else "",
+                                 f"p95 {slow:.1f} s in the queue" if slow and slow >= QUEUE_TIME_SLOW else "")
+                     if x) or "queue detected"
     return Candidate("admission_overload", min(score, 0.92),
-                     f"Requests queue ({queue:.0f} waiting) while the KV cache has headroom "
-                     f"(peak {kv.max:.4f}) and nothing is preempted: the batch limit or compute is the wall.",
-                     evidence, complete=pre is not None and waiting.max >= WAITING_DEEP)
+                     f"Requests queue ({seen}) while the KV cache has headroom (peak {kv.max:.4f}) and "
+                     "nothing is preempted: the batch limit or compute is the wall.",
+                     evidence, complete=pre is not None and live_queue)
 
 
 def rule_prefix_thrash(f: Features) -> Candidate | None:

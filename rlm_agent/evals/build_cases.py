@@ -255,6 +255,20 @@ def cases() -> dict[str, dict[str, Any]]:
                  anomaly("queue_buildup", "requests_waiting", 37.0, 8.0)]),
         "kv_cache_exhaustion", ["throttle_concurrency"], ["raise_batch_capacity"], "inferred")
 
+    # The real --max-num-seqs 2 recording: the waiting gauge reads 0 at almost every scrape on 2 busy
+    # cores, while the queue-time histogram shows requests waiting 2-4.6 s to be scheduled.
+    def queue_time(i: int) -> dict[str, float | None]:
+        hot = i >= 5
+        return {"kv_usage": 0.0002 if hot and i % 3 == 0 else 0.0, "requests_running": 1 if hot and i % 3 == 0
+                else 0, "requests_waiting": 0, "preemptions_per_s": 0.0,
+                "queue_time_p95_s": (4.0 + 0.1 * i) if hot else 0.28, "ttft_p95_s": (4.1 + 0.1 * i) if hot else 0.02}
+    add("queue_time_only", "Requests wait seconds to be scheduled (queue-time p95 4-5 s) while the waiting "
+        "gauge reads 0 and KV is nearly empty, as on the real --max-num-seqs 2 recording.", "synthetic",
+        payload("queue_time_only", "vllm-v1", window(12, queue_time),
+                [anomaly("queue_buildup", "queue_time_p95_s", 4.6, 1.0),
+                 anomaly("ttft_regression", "ttft_p95_s", 4.6, 0.2)]),
+        "admission_overload", ["raise_batch_capacity"], ["throttle_concurrency", "scale_out"], "measured")
+
     add("simulated_kv_overload", "The same KV overload from the simulator: the claim must say synthetic.",
         "simulator", payload("simulated_kv_overload", "vllm-v1", window(20, kv_overload),
                              [anomaly("kv_pressure", "kv_usage", 1.0, 0.9, "critical"),
