@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .diagnose import ERROR_RATIO, KV_FULL, PREEMPT_ANY, preempting, regressed
+from .diagnose import ERROR_RATIO, KV_FULL, PREEMPT_ANY, preempting, queue_evidence, regressed
 from .features import Features
 
 
@@ -16,7 +16,7 @@ def contradiction(f: Features, root_cause: str) -> str | None:
         if not preempting(f) and kv is not None and kv < KV_FULL and "kv_pressure" not in f.seen:
             return f"kv_usage peaks at {kv:.4f} and nothing is preempted"
     elif root_cause == "admission_overload":
-        if waiting is not None and waiting < 1:
+        if waiting is not None and waiting < 1 and not queue_evidence(f) and "queue_buildup" not in f.seen:
             return "nothing is waiting"
         if preempting(f):
             what = f"{pre:.2f} preemptions/s" if pre is not None and pre >= PREEMPT_ANY else "evictions"
