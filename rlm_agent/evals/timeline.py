@@ -18,29 +18,31 @@ GAUGES = {"vllm:kv_cache_usage_perc": "kv_usage", "vllm:num_requests_running": "
           "vllm:num_requests_waiting": "requests_waiting"}
 COUNTERS = {"vllm:num_preemptions_total": "preemptions", "vllm:prefix_cache_queries_total": "pq",
             "vllm:prefix_cache_hits_total": "ph"}
-TTFT = "vllm:time_to_first_token_seconds_bucket"
+HISTOGRAMS = {"vllm:time_to_first_token_seconds_bucket": "ttft_p95_s",
+              "vllm:request_queue_time_seconds_bucket": "queue_time_p95_s"}
 
 
-def parse(text: str) -> tuple[dict[str, float], dict[float, float]]:
-    """Each wanted family over its series (KV usage: max; counts: sum); TTFT buckets by bound."""
+def parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
+    """Each wanted family over its series (KV usage: max; counts: sum); histogram buckets by bound."""
     values: dict[str, float] = {}
-    buckets: dict[float, float] = {}
+    hists: dict[str, dict[float, float]] = {}
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
         name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name not in GAUGES and name not in COUNTERS and name != TTFT:
+        if name not in GAUGES and name not in COUNTERS and name not in HISTOGRAMS:
             continue
         value = float(line.rsplit(" ", 1)[1])
-        if name == TTFT:
+        if name in HISTOGRAMS:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             bound = math.inf if le == "+Inf" else float(le)
+            buckets = hists.setdefault(name, {})
             buckets[bound] = buckets.get(bound, 0.0) + value
         elif name == "vllm:kv_cache_usage_perc":
             values[name] = max(values.get(name, 0.0), value)  # max over ranks, never a sum
         else:
             values[name] = values.get(name, 0.0) + value
-    return values, buckets
+    return values, hists
 
 
 def quantile(q: float, prev: dict[float, float], cur: dict[float, float]) -> float | None:
@@ -71,7 +73,7 @@ def load(scenario: str, data: Path = DATA) -> tuple[list[dict[str, Any]], dict[s
 def window(rows: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
     """Canonical-signal samples for the successful scrapes with start <= ts < end."""
     out: list[dict[str, Any]] = []
-    prev: tuple[float, dict[str, float], dict[float, float]] | None = None
+    prev: tuple[float, dict[str, float], dict[str, dict[float, float]]] | None = None
     for row in rows:
         if "metrics" not in row:
             continue
@@ -89,9 +91,11 @@ def window(rows: list[dict[str, Any]], start: float, end: float) -> list[dict[st
                     sample["prefix_cache_queries_per_s"] = q / dt
                     if q > 0 and "vllm:prefix_cache_hits_total" in d:
                         sample["prefix_cache_hit_ratio"] = d["vllm:prefix_cache_hits_total"] / q
-                p95 = quantile(0.95, prev[2], buckets)
-                if p95 is not None:
-                    sample["ttft_p95_s"] = p95
+                for raw, canon in HISTOGRAMS.items():
+                    if raw in buckets:
+                        p95 = quantile(0.95, prev[2].get(raw, {}), buckets[raw])
+                        if p95 is not None:
+                            sample[canon] = p95
         prev = (ts, values, buckets)
         if start <= ts < end:
             out.append({"ts": ts, "values": sample})

@@ -20,6 +20,7 @@ EXPECT: dict[str, dict[str, tuple[str, set[str], set[str]]]] = {
     "admission_overload": {
         "healthy": ("insufficient_evidence", set(), {"throttle_concurrency", "raise_batch_capacity"}),
         "overload": ("admission_overload", {"raise_batch_capacity"}, {"throttle_concurrency", "scale_out"}),
+        "recovery": ("insufficient_evidence", set(), {"raise_batch_capacity", "throttle_concurrency"}),
     },
 }
 
@@ -56,7 +57,8 @@ def test_timeline_reader_rates_and_quantiles() -> None:
             'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="tiny"} 10.0\n'
             'vllm:time_to_first_token_seconds_bucket{le="1.0",model_name="tiny"} 20.0\n'
             'vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="tiny"} 20.0\n')
-    values, buckets = parse(text)
+    values, hists = parse(text)
+    buckets = hists["vllm:time_to_first_token_seconds_bucket"]
     assert values == {"vllm:num_preemptions_total": 30.0, "vllm:kv_cache_usage_perc": 0.5}
     # 20 new observations: 10 under 0.1 s, 10 in (0.1, 1.0]: p95 interpolates inside the second bucket.
     assert quantile(0.95, {}, buckets) == pytest.approx(0.1 + 0.9 * 0.9)
