@@ -318,23 +318,24 @@ TIMELINE_CASES: tuple[tuple[str, str, str, list[str], list[str]], ...] = (
     ("kv_overload", "healthy", "insufficient_evidence", [], ["throttle_concurrency", "raise_batch_capacity"]),
     ("admission_overload", "overload", "admission_overload", ["raise_batch_capacity"],
      ["throttle_concurrency", "scale_out"]),
-    ("prefix_churn", "churn", "prefix_cache_thrash", [], ["throttle_concurrency"]),
+    ("prefix_churn", "shared_prefix+random", "prefix_cache_thrash", [],
+     ["throttle_concurrency", "recommend_compaction", "flush_session_radix"]),
 )
 
 
 def timeline_cases() -> dict[str, dict[str, Any]]:
-    from .timeline import load, phase
+    from .timeline import has_phase, load, phase
     from .timeline import window as rebuild
 
     out: dict[str, dict[str, Any]] = {}
     for scenario, phase_name, root, required, forbidden in TIMELINE_CASES:
         loaded = load(scenario)
-        if loaded is None or phase_name not in {p["name"] for p in loaded[1]["phases"]}:
+        if loaded is None or not has_phase(loaded[1], phase_name):
             continue
         rows, meta = loaded
         start, end = phase(meta, phase_name)
         w = rebuild(rows, start, end)
-        name = f"timeline_{scenario}_{phase_name}"
+        name = f"timeline_{scenario}_{phase_name.replace('+', '_to_')}"
         p = payload(name, "vllm-v1", w, [])
         p["incident"]["opened_at"], p["incident"]["updated_at"] = start, end
         for a in p["incident"]["anomalies"]:

@@ -103,5 +103,12 @@ def window(rows: list[dict[str, Any]], start: float, end: float) -> list[dict[st
 
 
 def phase(phases: dict[str, Any], name: str) -> tuple[float, float]:
-    p = next(p for p in phases["phases"] if p["name"] == name)
-    return float(p["start"]), float(p["end"])
+    """Start and end of a phase, or of consecutive phases written ``first+last``."""
+    first, _, last = name.partition("+")
+    by_name = {p["name"]: p for p in phases["phases"]}
+    return float(by_name[first]["start"]), float(by_name[last or first]["end"])
+
+
+def has_phase(phases: dict[str, Any], name: str) -> bool:
+    names = {p["name"] for p in phases["phases"]}
+    return all(part in names for part in name.split("+"))

@@ -22,6 +22,12 @@ EXPECT: dict[str, dict[str, tuple[str, set[str], set[str]]]] = {
         "overload": ("admission_overload", {"raise_batch_capacity"}, {"throttle_concurrency", "scale_out"}),
         "recovery": ("insufficient_evidence", set(), {"raise_batch_capacity", "throttle_concurrency"}),
     },
+    "prefix_churn": {
+        "shared_prefix": ("insufficient_evidence", set(), {"recommend_compaction", "flush_session_radix"}),
+        # Shared prefixes (hit ratio 0.93), then random prompts of the same length (hit ratio 0).
+        "shared_prefix+random": ("prefix_cache_thrash", set(),
+                                 {"recommend_compaction", "flush_session_radix", "throttle_concurrency"}),
+    },
 }
 
 
