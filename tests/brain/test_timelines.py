@@ -76,3 +76,21 @@ def test_timeline_reader_rates_and_quantiles() -> None:
     assert w[1]["values"]["preemptions_per_s"] == pytest.approx(5.0)
     assert "preemptions_per_s" not in w[2]["values"]  # the counter went backwards: a restart
     assert len(w) == 3
+
+
+@pytest.mark.parametrize("scenario", ["kv_overload", "admission_overload", "prefix_churn"])
+def test_proactive_raises_no_alarm_on_quiet_real_phases(scenario: str) -> None:
+    from rlm_agent import investigate
+
+    loaded = load(scenario)
+    if loaded is None:
+        pytest.skip(f"tests/data/vllm_{scenario}.jsonl.gz not recorded yet")
+    rows, phases = loaded
+    quiet = [p["name"] for p in phases["phases"] if p["name"] in ("idle", "healthy", "shared_prefix", "quiet")]
+    assert quiet
+    for name in quiet:
+        start, end = phase(phases, name)
+        answer = investigate({"schema_version": "1.0", "kind": "proactive", "target": "http://127.0.0.1:8000",
+                              "engine": "vllm-v1", "model": "tiny", "synthetic": False,
+                              "window": window(rows, start, end), "similar": []})
+        assert answer["advisories"] == [], (name, answer["advisories"])
