@@ -40,9 +40,10 @@ def incident(**over: Any) -> dict[str, Any]:
     return inc
 
 
-WINDOW: list[dict[str, Any]] = [{"ts": 1000.0 + 3 * i, "values": {"kv_usage": 0.6 + 0.02 * i, "requests_waiting": 30.0 + i,
-                                             "preemptions_per_s": 14.0, "requests_running": 3.0}}
-          for i in range(10)]
+WINDOW: list[dict[str, Any]] = [
+    {"ts": 1000.0 + 3 * i, "values": {"kv_usage": 0.6 + 0.02 * i, "requests_waiting": 30.0 + i,
+                                      "preemptions_per_s": 14.0, "requests_running": 3.0}}
+    for i in range(10)]
 
 
 def test_incident_payload_is_versioned_and_valid() -> None:
