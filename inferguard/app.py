@@ -59,7 +59,7 @@ class Daemon:
         self.log = configure(options.log_format, options.out, options.log_level)
         self._writer = TimelineWriter(options.record) if options.record else None
         self._stop = anyio.Event()
-        self._counts = {"cycles": 0, "scrapes": 0, "failures": 0, "opened": 0, "resolved": 0}
+        self._counts = {"cycles": 0, "scrapes": 0, "failures": 0, "opened": 0, "resolved": 0, "internal_errors": 0}
         self._due = {t.url: 0.0 for t in targets}
         # The rules answer synchronously inside the pipeline; an LLM (or a remote brain) refines it off
         # the loop, and proactive W1–W4 investigations run there too. The loop never waits on either.
@@ -162,7 +162,7 @@ class Daemon:
                 self._due[t.url] = now + (t.interval_s or self.opt.interval_s)
                 tg.start_soon(one, t)
         scrapes.sort(key=lambda s: (s.ts, s.target))
-        observations = [self.process(s) for s in scrapes]
+        observations = [o for o in map(self.process, scrapes) if o is not None]
         self._counts["cycles"] += 1
         self.health.beat()
         self.telemetry.heartbeat.set(self.clock())
@@ -180,11 +180,18 @@ class Daemon:
             self.view.update(self)
         return observations
 
-    def process(self, scrape: Scrape) -> Observation:
+    def process(self, scrape: Scrape) -> Observation | None:
         t0 = time.perf_counter()
         if self._writer:
             self._writer.write(scrape)
-        obs = self.pipeline.observe(scrape)
+        try:
+            obs = self.pipeline.observe(scrape)
+        except Exception as exc:  # one target's surprise must not stop the others
+            # A defect, not an expected failure (those are typed Scrape errors): say so loudly, keep going.
+            self._counts["internal_errors"] += 1
+            self.telemetry.scrapes.labels(scrape.target, "internal_error").inc()
+            self.log.error("pipeline.failed", target=scrape.target, error=f"{type(exc).__name__}: {exc}"[:300])
+            return None
         self.telemetry.process_duration.observe(time.perf_counter() - t0)
         self.telemetry.scrapes.labels(scrape.target, obs.error or "ok").inc()
         self.telemetry.scrape_duration.labels(scrape.target).observe(scrape.duration_s)

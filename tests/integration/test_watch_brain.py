@@ -112,3 +112,25 @@ async def test_proactive_advice_arrives_before_any_incident() -> None:
     actions = {a["action"] for a in advice[-1]["answer"]["advisories"]}
     assert "throttle_concurrency" in actions
     assert all(a["advisory_only"] and a.get("proactive") for a in advice[-1]["answer"]["advisories"])
+
+
+async def test_a_defect_on_one_target_does_not_stop_the_others(engine: str) -> None:
+    settings = Settings.load(env_file=None, brain={"proactive_cycle_every": 0})
+    out = io.StringIO()
+    with serve(lambda _: b'vllm:num_requests_running{model_name="m"} 1\\n') as other:
+        targets = [Target(url=engine), Target(url=other + "/metrics")]
+        daemon = Daemon(settings, targets,
+                        DaemonOptions(interval_s=0.3, listen=None, duration_s=2.0, log_format="json", out=out))
+        class Exploding:
+            def update(self, *_: object) -> None:
+                raise RuntimeError("a bug in one normaliser")
+
+        daemon.pipeline._state(engine).normaliser = Exploding()  # type: ignore[assignment]
+        await daemon.run()
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    failed = [e for e in events if e["event"] == "pipeline.failed"]
+    assert failed and all(e["target"] == engine for e in failed)
+    cycles = [e for e in events if e["event"] == "cycle"]
+    assert len(cycles) >= 4 and all(c["scraped"] == 2 for c in cycles)
+    stopped = next(e for e in events if e["event"] == "watch.stopped")
+    assert stopped["internal_errors"] == len(failed)
