@@ -125,7 +125,11 @@ def watch(
     tty = sys.stdout.isatty() and settings.server.log_format != "json"
     if tty:
         options.log_level = logging.ERROR  # the live view shows cycles and incidents itself
-    daemon = Daemon(settings, targets, options)
+    try:
+        daemon = Daemon(settings, targets, options)
+    except ConfigError as exc:
+        typer.echo(f"inferguard: invalid setting {exc}", err=True)
+        raise typer.Exit(64) from None
     if tty:
         from inferguard.view import LiveView
 

@@ -89,3 +89,11 @@ def test_env_example_documents_every_setting() -> None:
             alias = info.validation_alias
             expected.add(alias.choices[0] if alias is not None else f"{prefix}{name.upper()}")  # type: ignore[union-attr]
     assert expected - documented == set()
+
+
+def test_watch_refuses_remote_brain_without_url(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    env["INFERGUARD_BRAIN_MODE"] = "remote"
+    p = subprocess.run([sys.executable, "-m", "inferguard", "watch", "http://127.0.0.1:9/metrics", "--duration", "1"],
+                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 64 and "INFERGUARD_BRAIN_URL" in p.stderr
