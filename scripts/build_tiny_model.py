@@ -8,11 +8,12 @@ Nothing is downloaded: the byte-level BPE tokenizer is trained here on a few sen
 are random (seeded). Heads are 64 wide because the CPU attention backend rejects smaller heads
 (head_dim 16 kills the engine with "Unsupported CPU attention configuration").
 
-Size: hidden 512, 4 layers (~10M parameters) by default, not the 128/2 of shared/REAL_VLLM.md. Measured on
-this 2-core box under other load: the 128/2 model decodes ~1400 tokens/s, faster than the starved API
-server can turn engine outputs into responses, so the engine drains in convoys and /metrics read
-running=waiting=kv=0 in most scrapes of a 40-client overload. At 512/4 each step costs real compute,
-the frontend keeps up, and the gauges show the overload (KV 0.7-1.0, 20-36 waiting) as it happens.
+Size: hidden 1024, 8 layers (~70M parameters, 160 MB) by default, not the 128/2 of shared/REAL_VLLM.md.
+Measured on this 2-core box under other load: the 128/2 model decodes ~1400 tokens/s and 512/4 ~300 steps/s,
+faster than vLLM's CPU-starved API server can turn engine steps into responses; requests then queue
+inside the API server, the engine drains in convoys, and /metrics reads running=waiting=kv=0 in most
+scrapes of an overload (and takes seconds to answer). At 1024/8 a step costs ~20 ms of real compute, the
+frontend keeps up, and the gauges show overload as it happens (e.g. 2 running, 28 waiting, steady).
 Pass ``--head-dim-16`` to build exactly that broken model, for the "engine dies at start-up" test.
 """
 
@@ -40,7 +41,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def build(out: Path, head_dim_16: bool, hidden_size: int = 512, layers: int = 4) -> None:
+def build(out: Path, head_dim_16: bool, hidden_size: int = 1024, layers: int = 8) -> None:
     # These live only in the vLLM venv this script runs in, not in the project's environment.
     import torch  # type: ignore[import-not-found, unused-ignore]
     from tokenizers import (  # type: ignore[import-not-found, unused-ignore]
@@ -98,8 +99,8 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("out", type=Path)
     ap.add_argument("--head-dim-16", action="store_true", help="build the unsupported-config model")
-    ap.add_argument("--hidden", type=int, default=512, help="hidden size (heads of 64)")
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=1024, help="hidden size (heads of 64)")
+    ap.add_argument("--layers", type=int, default=8)
     args = ap.parse_args(argv)
     build(args.out, args.head_dim_16, args.hidden, args.layers)
     print(args.out)

@@ -51,8 +51,8 @@ SCENARIOS: dict[str, Scenario] = {
     )),
     "admission_overload": Scenario(None, 2, False, (
         Phase("idle", 30),
-        Phase("healthy", 45, Load(1, 64, "words:20")),
-        Phase("overload", 75, Load(30, 64, "words:20")),
+        Phase("healthy", 45, Load(1, 100, "words:20")),
+        Phase("overload", 75, Load(30, 100, "words:20")),
         Phase("recovery", 45),
     )),
     "engine_restart": Scenario(None, 8, False, (

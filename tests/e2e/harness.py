@@ -3,6 +3,12 @@
 Used by the e2e tests and by ``scripts/record_vllm_timelines.py``. Everything here talks to a real
 ``vllm.entrypoints.openai.api_server`` process on loopback; nothing is faked. See shared/REAL_VLLM.md for
 the facts (flags, start-up time, what overload looked like) this is built on.
+
+Shaping load on 2 shared cores: vLLM's API server (one Python process) costs CPU per request and per
+engine step. When engine steps are cheaper than that (a 128-wide model), requests queue inside the API
+server, where /metrics cannot see them: the engine drains, and running/waiting/KV read 0 while clients
+wait seconds. Hence the default tiny model is 1024 wide and 8 deep (scripts/build_tiny_model.py): the
+engine stays the bottleneck and its own queue and KV cache fill, as they do in production.
 """
 
 from __future__ import annotations
@@ -357,11 +363,15 @@ async def record(
                 ts = clock()
                 line: dict[str, Any] = {"ts": round(ts, 3), "target": url}
                 try:
-                    r = await http.get(url)
+                    # httpx's timeout is per socket operation; a server trickling bytes could hold a
+                    # scrape far longer, so bound the whole exchange like the daemon does.
+                    r = await asyncio.wait_for(http.get(url), timeout)
                     if r.status_code == 200:
                         line |= {"status": 200, "metrics": r.text}
                     else:
                         line |= {"status": r.status_code, "error": "http_status"}
+                except TimeoutError:
+                    line["error"] = "timeout"
                 except httpx.HTTPError as exc:
                     line["error"] = _reason(exc)
                 fh.write(json.dumps(line) + "\n")
