@@ -1,0 +1,206 @@
+"""The four incidents of the issue, on a real vLLM (tiny random Llama on this CPU), seen by `inferguard watch`.
+
+Each test drives real load through phases (tests/e2e/harness.run_phases), runs the daemon as a
+subprocess against the engine's /metrics and asserts on the JSON lines it prints. The daemon also records
+the timeline it saw (``--record``) next to the phase boundaries in the test's tmp_path, so a failure can
+be replayed (``inferguard replay``) without an engine.
+
+Tests are ordered so that engines are reused where the server arguments match (one engine at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import EngineArgs, EnginePool
+from tests.e2e.harness import Load, Phase, PhaseMark, VllmServer, run_phases
+from tests.e2e.watch import Event, Watch
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+INTERVAL = 3.0
+# A scrape's sample time is taken when the scrape starts; allow for the daemon's own tick jitter on two
+# busy shared cores. This is slack on timing only, not on the "two scrape intervals" budget itself.
+JITTER_S = 1.0
+
+KV_ENGINE = EngineArgs(num_gpu_blocks=24, max_num_seqs=64)
+SMALL_BATCH_ENGINE = EngineArgs(max_num_seqs=2, prefix_caching=True)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def drive(server: VllmServer, phases: Sequence[Phase], words: list[str], tmp_path: Path,
+          tail_s: float = 0.0) -> tuple[Watch, dict[str, PhaseMark]]:
+    """Run the daemon while the phases play out; keep the timeline and phases for replay."""
+    watch = Watch(server.metrics_url, interval=INTERVAL, record=tmp_path / "seen.jsonl.gz", workdir=tmp_path)
+    with watch:
+        watch.wait_for(lambda evs: any(e.get("event") == "cycle" for e in evs), 60, "first daemon cycle")
+        marks, loads = asyncio.run(run_phases(server, phases, words))
+        if tail_s:
+            asyncio.run(asyncio.sleep(tail_s))
+    (tmp_path / "phases.json").write_text(json.dumps(
+        {"interval_s": INTERVAL, "phases": [m.as_dict() for m in marks], "server_args": server.args,
+         "load": loads}, indent=1))
+    assert watch.returncode == 0, f"daemon did not stop cleanly on SIGTERM\n{watch.describe()}"
+    assert not watch.bad_lines, f"non-JSON stdout lines: {watch.bad_lines[:3]}"
+    return watch, {m.name: m for m in marks}
+
+
+def incident_events(watch: Watch) -> list[Event]:
+    return watch.incident_events()
+
+
+def first_seen(events: Iterable[Event], code: str) -> float | None:
+    """Earliest ``since`` of an anomaly with this code across every incident event (sample time)."""
+    times = [a["since"] for e in events for a in e["incident"]["anomalies"] if a["code"] == code]
+    return min(times) if times else None
+
+
+def codes_of(events: Iterable[Event]) -> set[str]:
+    return {a["code"] for e in events for a in e["incident"]["anomalies"]}
+
+
+def opened(events: Iterable[Event]) -> list[dict[str, Any]]:
+    return [e["incident"] for e in events if e["event"] == "incident.opened"]
+
+
+def latest_root_cause(events: Sequence[Event], incident_id: str, until: float) -> str | None:
+    causes = [(e["incident"].get("diagnosis") or {}).get("root_cause") for e in events
+              if e["incident"]["id"] == incident_id and e["event"] != "incident.resolved"
+              and e["incident"]["updated_at"] <= until]
+    causes = [c for c in causes if c]
+    return causes[-1] if causes else None
+
+
+def numbers(obj: Any) -> Iterable[float]:
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, int | float):
+        yield float(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from numbers(v)
+
+
+# --- 1. KV-cache exhaustion ------------------------------------------------------------------------
+
+
+def test_kv_overload_is_detected_diagnosed_and_resolved(engines: EnginePool, words: list[str],
+                                                        tmp_path: Path) -> None:
+    server = engines.get(KV_ENGINE)
+    phases = [
+        Phase("idle", 15),
+        Phase("healthy", 30, Load(2, 32, "words:20")),
+        Phase("overload", 60, Load(40, 120, "words:20")),
+        Phase("recovery", 45),
+    ]
+    watch, ph = drive(server, phases, words, tmp_path)
+    events = incident_events(watch)
+    story = watch.describe()
+    onset = ph["overload"].start
+
+    early = [i for i in opened(events) if i["opened_at"] < onset]
+    assert not early, f"incident opened while idle/healthy: {[i['codes'] for i in early]}\n{story}"
+
+    for code in ("kv_pressure", "preemption_storm", "queue_buildup"):
+        seen = first_seen(events, code)
+        assert seen is not None, f"{code} never detected\n{story}"
+        assert seen - onset <= 2 * INTERVAL + JITTER_S, (
+            f"{code} first active {seen - onset:.1f}s after the overload began (budget two intervals)\n{story}")
+
+    incident = next(i for i in opened(events) if i["opened_at"] >= onset)
+    cause = latest_root_cause(events, incident["id"], ph["overload"].end)
+    assert cause == "kv_cache_exhaustion", f"diagnosis {cause!r}\n{story}"
+
+    resolved = [e["incident"] for e in events if e["event"] == "incident.resolved"]
+    assert any(r["id"] == incident["id"] for r in resolved), f"not resolved after recovery\n{story}"
+    late = [i for i in opened(events) if i["opened_at"] >= ph["recovery"].start + 2 * INTERVAL]
+    assert not late, f"new incident during recovery: {[i['codes'] for i in late]}\n{story}"
+
+
+# --- 2. Admission overload (tiny batch, large cache) -----------------------------------------------
+
+
+def test_admission_overload_is_queueing_not_kv(engines: EnginePool, words: list[str], tmp_path: Path) -> None:
+    server = engines.get(SMALL_BATCH_ENGINE)
+    phases = [
+        Phase("idle", 10),
+        Phase("healthy", 30, Load(1, 100, "words:20")),
+        Phase("overload", 60, Load(30, 100, "words:20")),
+        Phase("recovery", 30),
+    ]
+    watch, ph = drive(server, phases, words, tmp_path)
+    events = incident_events(watch)
+    story = watch.describe()
+
+    early = [i for i in opened(events) if i["opened_at"] < ph["overload"].start]
+    assert not early, f"incident opened while idle/healthy: {[i['codes'] for i in early]}\n{story}"
+    during = [e for e in events if e["incident"]["opened_at"] >= ph["overload"].start]
+    assert {"queue_buildup", "ttft_regression"} <= codes_of(during), f"codes {codes_of(during)}\n{story}"
+    assert not {"kv_pressure", "preemption_storm"} & codes_of(events), f"KV blamed\n{story}"
+    incident = opened(during)[0]
+    cause = latest_root_cause(events, incident["id"], ph["overload"].end)
+    assert cause == "admission_overload", f"diagnosis {cause!r}\n{story}"
+
+
+# --- 3. Prefix-cache churn -------------------------------------------------------------------------
+
+
+def test_prefix_cache_churn_is_a_regression(engines: EnginePool, words: list[str], tmp_path: Path) -> None:
+    server = engines.get(SMALL_BATCH_ENGINE)
+    phases = [
+        Phase("idle", 10),
+        Phase("shared_prefix", 45, Load(4, 16, "prefix:300:10")),
+        Phase("random", 45, Load(4, 16, "words:310")),
+        Phase("quiet", 10),
+    ]
+    watch, ph = drive(server, phases, words, tmp_path)
+    events = incident_events(watch)
+    story = watch.describe()
+
+    seen = first_seen(events, "prefix_cache_regression")
+    assert seen is not None, f"prefix_cache_regression never detected\n{story}"
+    assert ph["random"].start <= seen <= ph["random"].end, (
+        f"prefix_cache_regression at {seen - ph['random'].start:+.1f}s from the churn onset\n{story}")
+
+
+# --- 4. Engine killed and restarted ----------------------------------------------------------------
+
+
+def test_engine_crash_and_restart(engines: EnginePool, words: list[str], tmp_path: Path) -> None:
+    server = engines.get(SMALL_BATCH_ENGINE)
+    phases = [
+        Phase("healthy", 30, Load(2, 32, "words:20")),
+        Phase("down", 0, Load(2, 32, "words:20"), kill=True),
+        Phase("healthy_after", 30, Load(2, 32, "words:20")),
+        Phase("quiet", 15),
+    ]
+    watch, ph = drive(server, phases, words, tmp_path)
+    events = incident_events(watch)
+    story = watch.describe()
+    down, back = ph["down"], ph["healthy_after"]
+
+    unreachable = first_seen(events, "endpoint_unreachable")
+    assert unreachable is not None, f"endpoint_unreachable never raised\n{story}"
+    assert down.start <= unreachable <= down.end, f"unreachable at {unreachable - down.start:+.1f}s\n{story}"
+    restart = first_seen(events, "engine_restart")
+    assert restart is not None, f"engine_restart never raised\n{story}"
+    assert restart >= back.start - INTERVAL, f"restart at {restart - back.start:+.1f}s\n{story}"
+
+    spurious = codes_of(events) - {"endpoint_unreachable", "engine_restart"}
+    assert not spurious, f"spurious anomalies around the restart: {spurious}\n{story}"
+    for e in events:
+        for a in e["incident"]["anomalies"]:
+            bad = [x for x in numbers(a.get("evidence")) if x < 0 or math.isnan(x)]
+            assert not bad, f"negative/NaN evidence in {a['code']}: {a.get('evidence')}\n{story}"
