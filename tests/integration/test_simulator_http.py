@@ -250,3 +250,11 @@ def test_module_command_rejects_bad_arguments() -> None:
     r = subprocess.run([sys.executable, "-m", "inferguard.simulate", "--targets", "0"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and "targets" in r.stderr
+
+
+def test_simulate_command_refuses_bad_arguments_before_listening() -> None:
+    from inferguard.simulate import simulate_command
+
+    with pytest.raises(ConfigError) as err:
+        simulate_command(port=0, dialect="tgi")
+    assert err.value.setting == "dialect"
