@@ -198,7 +198,7 @@ def test_bad_simulator_arguments_are_config_errors() -> None:
                             ({"speed": 0.0}, "speed"), ({"scenario": "x"}, "scenario"),
                             ({"model": 'a"b'}, "model"), ({"port": 70000}, "port")):
         with pytest.raises(ConfigError) as err:
-            Simulator(**kwargs)  # type: ignore[arg-type]
+            Simulator(**kwargs)
         assert err.value.setting == setting
 
 

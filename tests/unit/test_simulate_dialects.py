@@ -178,12 +178,12 @@ def test_pages_follow_each_engines_number_format() -> None:
 
 @given(st.floats(allow_nan=False) | st.integers(min_value=0, max_value=10**12).map(float))
 def test_go_float_is_prometheus_clients_format(value: float) -> None:
-    assert go_float(value) == floatToGoString(value)
+    assert go_float(value) == floatToGoString(value)  # type: ignore[no-untyped-call]
 
 
 def test_go_float_edge_values() -> None:
     for v in (0.0, -0.0, 1e-9, 1_000_000.0, 1.7781949744096072e09, math.inf, -math.inf):
-        assert go_float(v) == floatToGoString(v)
+        assert go_float(v) == floatToGoString(v)  # type: ignore[no-untyped-call]
     assert go_float(math.nan) == "NaN"
 
 
