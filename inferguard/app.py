@@ -152,17 +152,19 @@ class Daemon:
         now = self.clock()
         # Half a tick of slack: timer jitter must not push a due target to the next cycle.
         due = [t for t in self.targets if self._due[t.url] <= now + self._tick / 2]
-        scrapes: list[Scrape] = []
+        observations: list[Observation] = []
 
         async def one(t: Target) -> None:
-            scrapes.append(await self.scraper.scrape(t))
+            # Process each result as it lands: the loop then never blocks for more than one scrape's
+            # processing (~1-3 ms), instead of a whole cycle's worth at 1,000 targets.
+            obs = self.process(await self.scraper.scrape(t))
+            if obs is not None:
+                observations.append(obs)
 
         async with anyio.create_task_group() as tg:
             for t in due:
                 self._due[t.url] = now + (t.interval_s or self.opt.interval_s)
                 tg.start_soon(one, t)
-        scrapes.sort(key=lambda s: (s.ts, s.target))
-        observations = [o for o in map(self.process, scrapes) if o is not None]
         self._counts["cycles"] += 1
         self.health.beat()
         self.telemetry.heartbeat.set(self.clock())
@@ -173,7 +175,7 @@ class Daemon:
             self._investigate()
         self._report_brain_failures()
         failures = sum(1 for o in observations if o.error)
-        self.log.info("cycle", scraped=len(scrapes), failed=failures,
+        self.log.info("cycle", scraped=len(due), failed=failures,
                       open_incidents=len(self.pipeline.book.open_incidents()),
                       duration_ms=round((time.perf_counter() - t0) * 1000, 1))
         if self.view is not None:

@@ -1,4 +1,4 @@
-"""Recorded timelines: one JSON object per line, in time order; ``.gz`` files are read transparently.
+"""Recorded timelines: one JSON object per line, in time order per target; ``.gz`` is read transparently.
 
 ``{"ts": 1.0, "target": "http://...", "status": 200, "metrics": "<exposition>"}`` for a scrape and
 ``{"ts": 1.0, "target": "http://...", "error": "<reason>"}`` for a failed one.
@@ -29,7 +29,7 @@ def read_timeline(path: str | Path) -> Iterator[Scrape]:
         fh = _open(p, "r")
     except OSError as exc:
         raise TimelineError(str(p), 0, f"cannot open: {exc.strerror or exc}") from exc
-    last_ts = float("-inf")
+    last_ts: dict[str, float] = {}
     n = 0
     with fh:
         try:
@@ -37,9 +37,10 @@ def read_timeline(path: str | Path) -> Iterator[Scrape]:
                 if not line.strip():
                     continue
                 scrape = _decode(str(p), n, line)
-                if scrape.ts < last_ts:
-                    raise TimelineError(str(p), n, f"ts {scrape.ts} is earlier than the line before")
-                last_ts = scrape.ts
+                # Per target: a daemon writes scrapes as they complete, so targets interleave.
+                if scrape.ts < last_ts.get(scrape.target, float("-inf")):
+                    raise TimelineError(str(p), n, f"ts {scrape.ts} is earlier than this target's line before")
+                last_ts[scrape.target] = scrape.ts
                 yield scrape
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise TimelineError(str(p), n + 1, f"unreadable (truncated or corrupt?): {exc}") from exc
