@@ -119,7 +119,8 @@ def test_kv_overload_is_detected_diagnosed_and_resolved(engines: EnginePool, wor
         assert seen - onset <= 2 * INTERVAL + JITTER_S, (
             f"{code} first active {seen - onset:.1f}s after the overload began (budget two intervals)\n{story}")
 
-    incident = next(i for i in opened(events) if i["opened_at"] >= onset)
+    incident = next((i for i in opened(events) if i["opened_at"] >= onset), None)
+    assert incident is not None, f"no incident opened for the overload\n{story}"
     cause = latest_root_cause(events, incident["id"], ph["overload"].end)
     assert cause == "kv_cache_exhaustion", f"diagnosis {cause!r}\n{story}"
 
