@@ -75,6 +75,13 @@ def scan(
         typer.echo(f"{result['verdict'].upper()}: {target.url} ({result['engine']})")
         for f in result["anomalies"]:
             typer.echo(f"  [{f['severity']}] {f['code']}: {f['summary']}")
+        d = result["diagnosis"]
+        if d:
+            typer.echo(f"  diagnosis: {d['root_cause']} ({d['source']}, confidence {d['confidence']:.2f}) "
+                       f"{d['summary']}")
+        for a in result["advisories"]:
+            steps = "; ".join(a.get("engine_steps", []))
+            typer.echo(f"  advisory (advice only): {a['action']} [{a['horizon']}] {steps}")
         if result.get("error"):
             typer.echo(f"  scrape failed: {result['error']}")
     raise typer.Exit(code)
@@ -102,8 +109,11 @@ async def _scan(settings: Settings, target: Target, window: float) -> dict[str, 
         verdict = ("healthy", "warning", "critical")[worst]
         code = (EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL)[worst]
     signals = {s.model: dict(s.values) for s in obs.signals}
+    incident = next((i for i in pipeline.book.open_incidents() if i.target == target.url), None)
     return {"target": target.url, "verdict": verdict, "exit_code": code, "engine": obs.engine,
-            "error": obs.error, "anomalies": anomalies, "signals": signals}
+            "error": obs.error, "anomalies": anomalies, "signals": signals,
+            "diagnosis": incident.diagnosis if incident else None,
+            "advisories": incident.advisories if incident else []}
 
 
 @app.command()

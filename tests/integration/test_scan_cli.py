@@ -56,6 +56,9 @@ def test_scan_exit_codes(base: str, tmp_path: Path, path: str, code: int, verdic
     assert (rc, out["verdict"]) == (code, verdict)
     if path == "/critical":
         assert {"kv_pressure", "queue_buildup"} <= {a["code"] for a in out["anomalies"]}
+        assert out["diagnosis"]["source"] == "rules" and out["diagnosis"]["root_cause"]
+    if path == "/healthy":
+        assert out["diagnosis"] is None and out["advisories"] == []
     if path == "/html":
         assert out["error"] == "not_metrics"
 
