@@ -168,6 +168,15 @@ class VllmServer:
                     raise EngineError(f"vLLM not ready after {self.ready_timeout:.0f}s:\n{self.log_tail()}")
                 time.sleep(1.0)
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """The engine's exit code once it has exited by itself, or None if still running after timeout."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

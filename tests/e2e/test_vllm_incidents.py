@@ -39,13 +39,14 @@ SMALL_BATCH_ENGINE = EngineArgs(max_num_seqs=2, prefix_caching=True)
 
 def drive(server: VllmServer, phases: Sequence[Phase], words: list[str], tmp_path: Path,
           tail_s: float = 0.0) -> tuple[Watch, dict[str, PhaseMark]]:
-    """Run the daemon while the phases play out; keep the timeline and phases for replay."""
+    """Run the daemon while the phases play out; keep its timeline, its stdout and the phases for replay."""
     watch = Watch(server.metrics_url, interval=INTERVAL, record=tmp_path / "seen.jsonl.gz", workdir=tmp_path)
     with watch:
         watch.wait_for(lambda evs: any(e.get("event") == "cycle" for e in evs), 60, "first daemon cycle")
         marks, loads = asyncio.run(run_phases(server, phases, words))
         if tail_s:
             asyncio.run(asyncio.sleep(tail_s))
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in watch.snapshot()))
     (tmp_path / "phases.json").write_text(json.dumps(
         {"interval_s": INTERVAL, "phases": [m.as_dict() for m in marks], "server_args": server.args,
          "load": loads}, indent=1))
