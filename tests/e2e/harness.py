@@ -77,6 +77,21 @@ def tiny_model(python: Path, *, head_dim_16: bool = False) -> Path:
     return out
 
 
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of a process group that are still running (zombies awaiting their reaper do not count)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after "(comm)": state, ppid, pgrp, ...
+            alive.append(int(entry.name))
+    return alive
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -108,27 +108,41 @@ def test_kv_overload_is_detected_diagnosed_and_resolved(engines: EnginePool, wor
     ]
     watch, ph = drive(server, phases, words, tmp_path)
     events = incident_events(watch)
-    story = watch.describe()
     onset = ph["overload"].start
+    problems: list[str] = []  # every unmet expectation at once: one run of this test costs minutes
 
     early = [i for i in opened(events) if i["opened_at"] < onset]
-    assert not early, f"incident opened while idle/healthy: {[i['codes'] for i in early]}\n{story}"
+    if early:
+        problems.append(f"incident opened while idle/healthy: {[i['codes'] for i in early]}")
+    nagging = [e for e in watch.snapshot() if e.get("event") == "advisory.proactive" and e["_seen"] < onset
+               and (e.get("answer") or {}).get("advisories")]
+    if nagging:
+        first = nagging[0]["answer"]
+        problems.append(f"{len(nagging)} proactive advisories while idle/healthy, e.g. "
+                        f"{first['advisories'][0].get('action')}: {first['diagnosis'].get('summary')}")
 
     for code in ("kv_pressure", "preemption_storm", "queue_buildup"):
         seen = first_seen(events, code)
-        assert seen is not None, f"{code} never detected\n{story}"
-        assert seen - onset <= 2 * INTERVAL + JITTER_S, (
-            f"{code} first active {seen - onset:.1f}s after the overload began (budget two intervals)\n{story}")
+        if seen is None:
+            problems.append(f"{code} never detected")
+        elif seen - onset > 2 * INTERVAL + JITTER_S:
+            problems.append(f"{code} first active {seen - onset:.1f}s after the overload began "
+                            f"(budget: two {INTERVAL:g}s intervals)")
 
     incident = next((i for i in opened(events) if i["opened_at"] >= onset), None)
-    assert incident is not None, f"no incident opened for the overload\n{story}"
-    cause = latest_root_cause(events, incident["id"], ph["overload"].end)
-    assert cause == "kv_cache_exhaustion", f"diagnosis {cause!r}\n{story}"
-
-    resolved = [e["incident"] for e in events if e["event"] == "incident.resolved"]
-    assert any(r["id"] == incident["id"] for r in resolved), f"not resolved after recovery\n{story}"
+    if incident is None:
+        problems.append("no incident opened for the overload")
+    else:
+        cause = latest_root_cause(events, incident["id"], ph["overload"].end)
+        if cause != "kv_cache_exhaustion":
+            problems.append(f"diagnosis {cause!r}, expected 'kv_cache_exhaustion'")
+        resolved = [e["incident"] for e in events if e["event"] == "incident.resolved"]
+        if not any(r["id"] == incident["id"] for r in resolved):
+            problems.append("not resolved after recovery")
     late = [i for i in opened(events) if i["opened_at"] >= ph["recovery"].start + 2 * INTERVAL]
-    assert not late, f"new incident during recovery: {[i['codes'] for i in late]}\n{story}"
+    if late:
+        problems.append(f"new incident during recovery: {[i['codes'] for i in late]}")
+    assert not problems, "\n".join(["", *problems, watch.describe()])
 
 
 # --- 2. Admission overload (tiny batch, large cache) -----------------------------------------------
