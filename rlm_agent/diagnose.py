@@ -46,7 +46,7 @@ def regressed(f: Features, signal: str, factor: float = LATENCY_JUMP) -> float |
     base = s.baseline()
     if base <= 0:
         return s.latest if s.latest > 0 and s.max > 0.05 else None
-    ratio = s.max / base
+    ratio = s.after_baseline_max() / base
     return ratio if ratio >= factor else None
 
 

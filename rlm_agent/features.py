@@ -67,6 +67,12 @@ class Stats:
         head = self.values[:k]
         return sum(head) / len(head)
 
+    def after_baseline_max(self) -> float:
+        """The worst value after the baseline third: a spike inside the baseline (the first requests of
+        a cold engine on the real recordings) is not a regression of the window."""
+        k = max(1, len(self.points) // 3)
+        return max(self.values[k:]) if len(self.values) > k else self.values[-1]
+
 
 @dataclass(slots=True)
 class Features:

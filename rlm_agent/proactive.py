@@ -24,6 +24,8 @@ from .redact import for_payload
 from .vocab import SCHEMA_VERSION
 
 TTE_HORIZON_S = 900.0  # warn when KV exhaustion is due within 15 minutes
+TREND_MIN_KV = 0.3  # below this a KV "trend" is healthy wander, not a climb toward the wall
+TREND_MIN_R2 = 0.6  # the fit must explain most of the movement: a steady climb, not noise
 QUEUE_GROWTH = 0.05  # requests per second
 
 
@@ -124,7 +126,10 @@ def proactive_advisories(f: Features, w: dict[str, dict[str, Any]]) -> list[dict
     eng = family(f.engine)
     tte, r2 = w["w3_leading"]["time_to_kv_exhaustion_s"], w["w3_leading"]["kv_fit_r2"] or 0.0
     kv_latest = f.latest("kv_usage")
-    if tte is not None and tte <= TTE_HORIZON_S and kv_latest is not None:
+    # A real healthy vLLM's KV gauge wanders (0 to 0.2 from scrape to scrape): only a steady climb from a
+    # level where the horizon is believable is a warning; otherwise proactive advice is noise.
+    if tte is not None and tte <= TTE_HORIZON_S and kv_latest is not None \
+            and kv_latest >= TREND_MIN_KV and r2 >= TREND_MIN_R2:
         running = f.latest("requests_running")
         params: dict[str, Any] = {"time_to_kv_exhaustion_s": tte}
         evidence = [ev("kv_usage", kv_latest, f"rising; full in about {tte:.0f} s at the current slope")]

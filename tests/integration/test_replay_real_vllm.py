@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from inferguard.brain import rules_advisor
+from inferguard.brain import LocalBrain, rules_advisor
+from inferguard.payloads import build_proactive_payload
 from inferguard.pipeline import Pipeline
 from inferguard.sources.timeline import read_timeline
 
@@ -113,3 +115,23 @@ def test_replay_is_deterministic() -> None:
     a, _ = replay(SCENARIOS[0].name)
     b, _ = replay(SCENARIOS[0].name)
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.name)
+def test_no_proactive_advice_while_idle_or_healthy(sc: Scenario) -> None:
+    # Staying quiet includes the proactive path: W1-W4 every 5 scrapes, as `watch` runs it by default.
+    onset = {p["name"]: p for p in phases(sc.name)["phases"]}[sc.onset]["start"]
+    pipeline = Pipeline()
+    nagging = []
+    for n, scrape in enumerate(read_timeline(DATA / f"{sc.name}.jsonl.gz"), 1):
+        obs = pipeline.observe(scrape)
+        if scrape.ts >= onset:
+            break
+        window = pipeline.window(scrape.target)
+        if n % 5 or not obs.signals or len(window) < 3:
+            continue
+        payload = build_proactive_payload(scrape.target, obs.engine, obs.signals[0].model, window, [])
+        answer = LocalBrain().investigate
+        result = anyio.run(answer, payload)
+        nagging += [(round(scrape.ts - onset), a["action"]) for a in result["advisories"]]
+    assert nagging == []

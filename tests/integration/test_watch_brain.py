@@ -94,8 +94,8 @@ async def test_proactive_advice_arrives_before_any_incident() -> None:
     step = [0]
 
     def page(_: str) -> bytes:
-        step[0] += 1  # KV climbing steadily, still far below any threshold
-        kv = min(0.05 + 0.03 * step[0], 0.4)
+        step[0] += 1  # KV climbing steadily, still below any threshold
+        kv = min(0.1 + 0.03 * step[0], 0.45)  # under 0.5, where the detector's own time-to-full starts
         return (PAGE.replace("NUM", "0.0").replace("} 0.99", f"}} {kv:.3f}")
                 .replace("} 38.0", "} 0.0").replace("} 30.0", f"}} {4 + step[0]}.0")).encode()
 
@@ -103,7 +103,7 @@ async def test_proactive_advice_arrives_before_any_incident() -> None:
         settings = Settings.load(env_file=None, brain={"proactive_cycle_every": 3})
         out = io.StringIO()
         daemon = Daemon(settings, [Target(url=base + "/metrics")],
-                        DaemonOptions(interval_s=0.3, listen=None, duration_s=3.5, log_format="json", out=out))
+                        DaemonOptions(interval_s=0.3, listen=None, duration_s=4.5, log_format="json", out=out))
         await daemon.run()
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert not [e for e in events if e["event"].startswith("incident.")]
