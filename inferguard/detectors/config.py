@@ -22,7 +22,7 @@ class DetectorConfig:
     queue_time_critical_s: float = 5.0
     # Preemptions per second.
     preemption_rate: float = 0.5
-    preemption_critical: float = 10.0
+    preemption_critical: float = 5.0  # a real 24-block overload preempted 5-15/s; healthy traffic never does
     # Latency regressions against a learned baseline (TTFT_ALERT_MULTIPLIER).
     ttft_multiplier: float = 2.0
     ttft_min_s: float = 0.2
