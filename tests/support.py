@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,15 +14,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Page = bytes | tuple[int, bytes, dict[str, str]]
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that gave up (a timeout or size-cap test) is expected; anything else is reported.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 @contextmanager
-def serve(route: Callable[[str], Page]) -> Iterator[str]:
-    """Serve ``route(path)`` on 127.0.0.1:<free port> in a thread; yields the base URL."""
+def serve(route: Callable[[str], Page], seen: list[dict[str, str]] | None = None) -> Iterator[str]:
+    """Serve ``route(path)`` on 127.0.0.1:<free port> in a thread; yields the base URL. Request headers
+    are appended to ``seen`` when given."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
 
         def do_GET(self) -> None:
+            if seen is not None:
+                seen.append(dict(self.headers))
             page = route(self.path)
             status, body, headers = (200, page, {}) if isinstance(page, bytes) else page
             self.send_response(status)
@@ -31,7 +42,7 @@ def serve(route: Callable[[str], Page]) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

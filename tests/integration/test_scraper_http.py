@@ -3,64 +3,40 @@
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from inferguard.models import Target
 from inferguard.sources.http import HttpScraper
+from tests.support import Page, free_port, serve
 
 PAGE = b'# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="m"} 3.0\n'
-SEEN_AUTH: list[str | None] = []
+SEEN: list[dict[str, str]] = []
+ROUTES: dict[str, Page] = {
+    "/ok": PAGE,
+    "/gz": (200, gzip.compress(PAGE), {"Content-Encoding": "gzip"}),
+    "/500": (500, b"boom", {}),
+    "/html": b"<!DOCTYPE html><html><body>login</body></html>",
+    "/json": b'{"status": "ok"}',
+    "/latin1": b"vllm:x{model_name=\"\xe9\"} 1\n",
+    "/big": b"x 1\n" * 100_000,
+    "/badgz": (200, b"not gzip at all", {"Content-Encoding": "gzip"}),
+}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        SEEN_AUTH.append(self.headers.get("Authorization"))
-        routes = {
-            "/ok": (200, PAGE, {}),
-            "/gz": (200, gzip.compress(PAGE), {"Content-Encoding": "gzip"}),
-            "/500": (500, b"boom", {}),
-            "/html": (200, b"<!DOCTYPE html><html><body>login</body></html>", {}),
-            "/json": (200, b'{"status": "ok"}', {}),
-            "/latin1": (200, b"vllm:x{model_name=\"\xe9\"} 1\n", {}),
-            "/big": (200, b"x 1\n" * 100_000, {}),
-            "/badgz": (200, b"not gzip at all", {"Content-Encoding": "gzip"}),
-        }
-        if self.path == "/slow":
-            time.sleep(2)
-            code, body, headers = 200, PAGE, {}
-        else:
-            code, body, headers = routes.get(self.path, (404, b"", {}))
-        self.send_response(code)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def route(path: str) -> Page:
+    if path == "/slow":
+        time.sleep(2)
+        return PAGE
+    return ROUTES.get(path, (404, b"", {}))
 
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with serve(route, SEEN) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
@@ -86,7 +62,7 @@ async def test_ok_plain_and_gzip_with_bearer_token(base: str) -> None:
         await scraper.aclose()
     assert plain.ok and plain.body == PAGE.decode() and plain.ts == 1234.5
     assert zipped.ok and zipped.body == PAGE.decode()
-    assert "Bearer s3cret" in SEEN_AUTH
+    assert "Bearer s3cret" in [h.get("Authorization") for h in SEEN]
     assert "s3cret" not in repr(Target(url=base, bearer_token="s3cret"))
 
 
