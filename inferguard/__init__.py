@@ -10,7 +10,6 @@ from inferguard.errors import (
     ExpositionError,
     InferGuardError,
     PayloadError,
-    ScrapeError,
     TimelineError,
 )
 from inferguard.incidents import Incident, IncidentBook, IncidentEvent
@@ -40,7 +39,6 @@ __all__ = [
     "PayloadError",
     "Pipeline",
     "Scrape",
-    "ScrapeError",
     "Settings",
     "Signals",
     "Source",

@@ -15,16 +15,6 @@ class ConfigError(InferGuardError):
         self.setting = setting
 
 
-class ScrapeError(InferGuardError):
-    """A scrape failed. ``reason`` is one of :data:`inferguard.models.SCRAPE_REASONS`."""
-
-    def __init__(self, target: str, reason: str, detail: str = "") -> None:
-        super().__init__(f"{target}: {reason}" + (f" ({detail})" if detail else ""))
-        self.target = target
-        self.reason = reason
-        self.detail = detail
-
-
 class ExpositionError(InferGuardError):
     """The body is not Prometheus text exposition. ``reason`` is ``not_metrics`` or ``bad_encoding``."""
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +34,6 @@ class Observation:
     signals: tuple[Signals, ...]
     findings: list[Finding]
     events: list[IncidentEvent]
-    parse_s: float = 0.0
-    normalise_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -97,20 +94,16 @@ class Pipeline:
     # -- the cycle -----------------------------------------------------------------------------
     def observe(self, scrape: Scrape) -> Observation:
         st = self._state(scrape.target)
-        error, parse_s, norm_s = scrape.error, 0.0, 0.0
+        error = scrape.error
         signals: tuple[Signals, ...] = ()
         engine_now: str | None = None
         if error is None and scrape.body is not None:
-            t0 = time.perf_counter()
             try:
                 exp = st.parser.parse(scrape.body)
             except ExpositionError as exc:
                 error = exc.reason
-            t1 = time.perf_counter()
-            parse_s = t1 - t0
             if error is None:
                 result = st.normaliser.update(scrape.ts, exp)
-                norm_s = time.perf_counter() - t1
                 st.engine = result.engine if result.engine != "unknown" else st.engine
                 signals = result.signals
                 st.synthetic = SIMULATOR_MARKER in scrape.body
@@ -133,7 +126,7 @@ class Pipeline:
         for ev in events:
             if ev.kind != "resolved" and self.advisor is not None and _worth_advising(ev):
                 self._advise(ev.incident)
-        return Observation(scrape.target, scrape.ts, error, st.engine, signals, findings, events, parse_s, norm_s)
+        return Observation(scrape.target, scrape.ts, error, st.engine, signals, findings, events)
 
     # -- brain ---------------------------------------------------------------------------------
     def window(self, target: str, model: str | None = None, n: int = 12) -> list[dict[str, Any]]:

@@ -49,7 +49,6 @@ BASELINED = ("ttft_p95_s", "itl_p95_s", "prefix_cache_hit_ratio", "spec_accept_r
 _FIRE_NOW = {"engine_restart": 1}
 
 _CLEAR_NOW = {"engine_restart": 1, "endpoint_unreachable": 1, "metrics_missing": 1}
-TARGET_LEVEL = "endpoint_unreachable", "engine_unidentified"
 _TARGET = "\x00target"  # the stream key of target-level tracks; no model can be called this
 
 
@@ -146,12 +145,6 @@ class DetectorBank:
     def window(self, target: str, model: str) -> list[Signals]:
         st = self._streams.get((target, model))
         return list(st.samples) if st else []
-
-    def models(self, target: str) -> list[str]:
-        return [m for (t, m) in self._streams if t == target and m != _TARGET]
-
-    def forget(self, target: str, model: str) -> None:
-        self._streams.pop((target, model), None)
 
     # -- helpers -----------------------------------------------------------------------------
     def _stream(self, target: str, model: str) -> _Stream:
