@@ -20,9 +20,12 @@ def kv_pressure(w: Window, cfg: DetectorConfig) -> Condition:
     # Under real overload vLLM's KV usage swings 0.5–1.0 as requests are preempted and readmitted: a
     # high recent peak counts when the engine is also visibly short of cache (preempting or queueing).
     if now >= cfg.kv_threshold or (peak >= cfg.kv_threshold and (preempt > 0 or waiting > 0)):
-        critical = peak >= cfg.kv_critical and (preempt > 0 or waiting > 0)
+        # A critical preemption rate is integrated evidence of the same exhaustion: a high gauge reading
+        # must not hide it behind the gauge's slower persistence (seen on the real vLLM e2e run).
+        storm = preempt >= cfg.preemption_critical
+        critical = storm or (peak >= cfg.kv_critical and (preempt > 0 or waiting > 0))
         return Condition("fire", "critical" if critical else "warning",
-                         f"KV cache at {now:.0%} (peak {peak:.0%})", (*usage, *context))
+                         f"KV cache at {now:.0%} (peak {peak:.0%})", (*usage, *context), integrated=storm)
     if preempt >= cfg.preemption_rate:
         # vLLM preempts only when the KV cache cannot hold the running batch, and the counter integrates
         # the whole interval, while the usage gauge is a snapshot that can read 0 mid-overload.

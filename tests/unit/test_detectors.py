@@ -173,3 +173,11 @@ def test_warning_level_rates_need_two_of_three() -> None:
     mild = dict(HEALTHY, preemptions_per_s=2.0)
     seen = feed(bank, [mild, HEALTHY, mild], start=100)
     assert "preemption_storm" not in seen[0] and "preemption_storm" in seen[2]
+
+
+def test_a_high_kv_gauge_does_not_slow_down_a_critical_preemption_storm() -> None:
+    bank = DetectorBank()
+    feed(bank, [HEALTHY] * 4)
+    first = codes(bank.observe(sig(100, kv_usage=0.9, requests_waiting=0, requests_running=20,
+                                    preemptions_per_s=8.0)))
+    assert "kv_pressure" in first
