@@ -15,13 +15,14 @@ from inferguard.errors import (
 from inferguard.incidents import Incident, IncidentBook, IncidentEvent
 from inferguard.models import ANOMALY_CODES, SIGNALS, Evidence, Exposition, Finding, Scrape, Signals, Target
 from inferguard.pipeline import Observation, Pipeline
-from inferguard.protocols import Source
+from inferguard.protocols import Actuator, IncidentStore, Probe, Sink, Source, StateStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ANOMALY_CODES",
     "SIGNALS",
+    "Actuator",
     "Condition",
     "ConfigError",
     "Detector",
@@ -34,14 +35,18 @@ __all__ = [
     "Incident",
     "IncidentBook",
     "IncidentEvent",
+    "IncidentStore",
     "InferGuardError",
     "Observation",
     "PayloadError",
     "Pipeline",
+    "Probe",
     "Scrape",
     "Settings",
     "Signals",
+    "Sink",
     "Source",
+    "StateStore",
     "Target",
     "TimelineError",
     "Window",

@@ -217,9 +217,9 @@ class Daemon:
 
         def apply(answer: dict[str, Any]) -> None:
             diagnosis = answer.get("diagnosis") or {}
-            if diagnosis == inc.diagnosis:
+            if not inc.apply_diagnosis(self.clock(), diagnosis, list(answer.get("advisories", [])),
+                                       str(diagnosis.get("source") or "llm")):
                 return
-            inc.diagnosis, inc.advisories = diagnosis, list(answer.get("advisories", []))
             why = diagnosis.get("fallback_reason")
             self.emit(IncidentEvent("updated", inc, (f"diagnosis:{diagnosis.get('source')}" +
                                                      (f" ({why})" if why else ""),)))

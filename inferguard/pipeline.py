@@ -155,8 +155,8 @@ class Pipeline:
         except InferGuardError:
             return  # the rules path never fails in practice; a broken brain must not stop the loop
         if answer:
-            incident.diagnosis = answer.get("diagnosis")
-            incident.advisories = list(answer.get("advisories", []))
+            incident.apply_diagnosis(incident.updated_at, answer.get("diagnosis"),
+                                     list(answer.get("advisories", [])), "rules")
 
 
 def _worth_advising(ev: IncidentEvent) -> bool:

@@ -48,6 +48,23 @@ class Incident:
     quiet_streak: int = 0
     diagnosis: dict[str, Any] | None = None
     advisories: list[dict[str, Any]] = field(default_factory=list)
+    # The incident's story for a post-mortem: every diagnosis it was given, in order.
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+
+    def apply_diagnosis(self, ts: float, diagnosis: dict[str, Any] | None,
+                        advisories: list[dict[str, Any]], source: str) -> bool:
+        """The one place a brain answer lands on an incident. True when what a person reads changed."""
+        if diagnosis is None:
+            return False
+        changed = diagnosis != self.diagnosis or list(advisories) != self.advisories
+        self.diagnosis, self.advisories = diagnosis, list(advisories)
+        last = self.diagnoses[-1] if self.diagnoses else None
+        entry = {"ts": ts, "root_cause": diagnosis.get("root_cause"), "confidence": diagnosis.get("confidence"),
+                 "source": source}
+        if last is None or (last["root_cause"], last["confidence"], last["source"]) != (
+                entry["root_cause"], entry["confidence"], entry["source"]):
+            self.diagnoses.append(entry)
+        return changed
 
     @property
     def status(self) -> str:
@@ -65,6 +82,7 @@ class Incident:
             "anomalies": [a.to_dict() for a in self.anomalies.values()],
             "opened_at": self.opened_at, "updated_at": self.updated_at, "resolved_at": self.resolved_at,
             "flaps": self.flaps, "diagnosis": self.diagnosis, "advisories": list(self.advisories),
+            "diagnoses": list(self.diagnoses),
         }
 
 

@@ -56,7 +56,7 @@ def test_public_surface_is_the_declared_list() -> None:
     public = sorted(n for n in dir(inferguard) if not n.startswith("_")
                     and not isinstance(getattr(inferguard, n), type(inferguard)))
     assert sorted(set(inferguard.__all__) - {"__version__"}) == public
-    assert len(inferguard.__all__) == 26
+    assert len(inferguard.__all__) == 31
 
 
 def test_scraper_satisfies_the_source_protocol() -> None:
