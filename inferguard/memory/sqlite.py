@@ -1,0 +1,502 @@
+"""The embedded incident memory: one SQLite file (WAL), written by one thread in batches.
+
+The event loop never touches the file: writes are queued to a writer thread that applies whatever
+has queued up in one transaction (one fsync for many events), and reads run in worker threads on a
+connection of their own. Text recall is FTS5 (BM25) over the incident's text; similarity recall is
+cosine over a numeric fingerprint (:mod:`inferguard.memory.fpindex`). A file that is corrupt, locked
+or from a newer InferGuard is a :class:`MemoryBackendError` naming the file, never a silent reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import queue
+import sqlite3
+import threading
+import time
+from array import array
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from inferguard.errors import MemoryBackendError
+from inferguard.memory import schema
+from inferguard.memory.docs import (
+    check_event,
+    event_row,
+    fingerprint_vector,
+    incident_text,
+    merge_window,
+    peak_levels,
+    query_terms,
+    summary,
+)
+from inferguard.memory.fpindex import FingerprintIndex
+
+_Done = Callable[[BaseException | None, Any], None]
+_STOP = object()
+DB_NAME = "inferguard.db"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_jsonable, allow_nan=False)
+
+
+def _jsonable(obj: Any) -> Any:
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN; a non-finite number in a document is stored as null (unknown)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+class SqliteStore:
+    """IncidentStore + StateStore + the read API (``get``, ``list_incidents``, ``timeline``) on SQLite."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, retention_days: float = 90.0, max_incidents: int = 100_000,
+                 max_events: int = 500_000, window_cap: int = 120, lock_timeout_s: float = 5.0,
+                 clock: Callable[[], float] = time.time, batch: int = 512) -> None:
+        self.path = Path(path)
+        self.retention_s = retention_days * 86400.0
+        self.max_incidents = max_incidents
+        self.max_events = max_events
+        self.window_cap = window_cap
+        self.clock = clock
+        self._batch = batch
+        self._closed = False
+        self._wconn = self._connect(lock_timeout_s)
+        try:
+            self._migrate()
+            self._rconn = self._connect(lock_timeout_s)
+        except BaseException:
+            self._wconn.close()
+            raise
+        self._fp_seq = int(self._wconn.execute("SELECT coalesce(max(fp_seq), 0) FROM incidents").fetchone()[0])
+        self._rlock = threading.Lock()
+        self._index = FingerprintIndex()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._since_prune = 0
+        self._last_prune = 0.0
+        self.writes = 0
+        self._writer = threading.Thread(target=self._write_loop, name="inferguard-sqlite-writer", daemon=True)
+        self._writer.start()
+
+    # -- opening -------------------------------------------------------------------------------
+    def _connect(self, lock_timeout_s: float) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise MemoryBackendError(f"INFERGUARD_STATE_DIR: cannot create {self.path.parent}: "
+                                     f"{exc.strerror or exc}") from None
+        try:
+            conn = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise MemoryBackendError(f"cannot open incident memory {self.path}: {exc}") from None
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise MemoryBackendError(f"{self.path}: cannot switch to WAL (journal_mode={mode})")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._explain(exc) from None
+        return conn
+
+    def _explain(self, exc: sqlite3.Error) -> MemoryBackendError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return MemoryBackendError(f"incident memory {self.path} is locked by another process "
+                                      f"(another inferguard on the same INFERGUARD_STATE_DIR?): {text}")
+        if type(exc) is sqlite3.DatabaseError:  # "file is not a database", "malformed": corruption
+            return MemoryBackendError(f"incident memory {self.path} is unreadable ({text}); it was left "
+                                      "untouched: move it aside to start with an empty memory")
+        return MemoryBackendError(f"incident memory {self.path}: {text}")
+
+    def _migrate(self) -> None:
+        c = self._wconn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(c.execute("PRAGMA user_version").fetchone()[0])
+                if version > schema.VERSION:
+                    raise MemoryBackendError(
+                        f"incident memory {self.path} has schema version {version}, newer than this "
+                        f"InferGuard knows ({schema.VERSION}); upgrade InferGuard or point "
+                        "INFERGUARD_STATE_DIR elsewhere")
+                if version == 0 and c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise MemoryBackendError(f"{self.path} is an SQLite file but not InferGuard's incident memory; "
+                                             "it was left untouched")
+                for number in range(version, schema.VERSION):
+                    for statement in schema.MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            c.execute(statement)
+                    c.execute(f"PRAGMA user_version = {number + 1}")
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._explain(exc) from None
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._rconn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- the writer thread ---------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < self._batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._apply(batch)
+        with contextlib.suppress(sqlite3.Error):
+            self._wconn.execute("PRAGMA optimize")
+
+    def _apply(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], _Done | None]]) -> None:
+        c = self._wconn
+        outcomes: list[tuple[BaseException | None, Any]] = []
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            for fn, args, _ in batch:
+                c.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((None, fn(c, *args)))
+                    c.execute("RELEASE op")
+                except (ValueError, TypeError) as exc:
+                    c.execute("ROLLBACK TO op")
+                    c.execute("RELEASE op")
+                    outcomes.append((MemoryBackendError(f"rejected: {exc}"), None))
+            self._since_prune += len(batch)
+            now = self.clock()
+            if self._since_prune >= 2000 or now - self._last_prune >= 60.0:
+                self._prune(c, now)
+            c.execute("COMMIT")
+            self.writes += len(batch)
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+            failed: BaseException = self._explain(exc)
+            outcomes = [(failed, None)] * len(batch)
+        for (_, _, done), (err, result) in zip(batch, outcomes, strict=True):
+            if done is not None:
+                done(err, result)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        if self._closed:
+            raise MemoryBackendError(f"incident memory {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def settle(err: BaseException | None, result: Any) -> None:
+            if not fut.done():
+                if err is not None:
+                    fut.set_exception(err)
+                else:
+                    fut.set_result(result)
+
+        def done(err: BaseException | None, result: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+                loop.call_soon_threadsafe(settle, err, result)
+
+        self._queue.put((fn, args, done))
+        return fut
+
+    # -- writes (run on the writer thread) -----------------------------------------------------
+    def _w_record(self, c: sqlite3.Connection, event: Mapping[str, Any]) -> bool:
+        _, inc = check_event(event)
+        row = event_row(event)
+        cur = c.execute("INSERT OR IGNORE INTO events(key, incident_id, event, ts, doc) VALUES (?,?,?,?,?)",
+                        (row["key"], row["incident_id"], row["event"], row["ts"], _dumps(row)))
+        if cur.rowcount == 0:
+            return False  # already recorded (a replayed spool, a retried write)
+        self._upsert(c, _finite(dict(inc)))
+        window = event.get("window")
+        if isinstance(window, list) and window:
+            old = c.execute("SELECT samples FROM windows WHERE incident_id = ?", (inc["id"],)).fetchone()
+            merged = merge_window(json.loads(old[0]) if old else [], _finite(window), self.window_cap)
+            c.execute("INSERT OR REPLACE INTO windows(incident_id, samples) VALUES (?, ?)",
+                      (inc["id"], _dumps(merged)))
+        return True
+
+    def _upsert(self, c: sqlite3.Connection, inc: dict[str, Any]) -> None:
+        old = c.execute("SELECT rowid, updated_at, peak, outcome FROM incidents WHERE id = ?", (inc["id"],)).fetchone()
+        updated = inc.get("updated_at")
+        if old is not None and old[1] is not None and isinstance(updated, int | float) and updated < old[1]:
+            return  # an older state arriving late never overwrites a newer one
+        peak = peak_levels(inc, json.loads(old[2]) if old else None)
+        vec = fingerprint_vector(inc, peak)
+        self._fp_seq += 1
+        blob = array("f", vec).tobytes()
+        outcome = json.loads(old[3]) if old and old[3] else None
+        values = (inc.get("target"), inc.get("engine"), inc.get("model"), inc.get("status"),
+                  inc.get("peak_severity") or inc.get("severity"), inc.get("opened_at"), updated,
+                  inc.get("resolved_at"), _dumps(inc), _dumps(peak), blob, self._fp_seq)
+        if old is None:
+            cur = c.execute("INSERT INTO incidents(target, engine, model, status, severity, opened_at, updated_at, "
+                            "resolved_at, doc, peak, fp, fp_seq, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            (*values, inc["id"]))
+            rowid = cur.lastrowid
+        else:
+            rowid = old[0]
+            c.execute("UPDATE incidents SET target=?, engine=?, model=?, status=?, severity=?, opened_at=?, "
+                      "updated_at=?, resolved_at=?, doc=?, peak=?, fp=?, fp_seq=? WHERE rowid=?", (*values, rowid))
+            c.execute("DELETE FROM incidents_fts WHERE rowid = ?", (rowid,))
+        c.execute("INSERT INTO incidents_fts(rowid, text) VALUES (?, ?)",
+                  (rowid, incident_text({**inc, "outcome": outcome})))
+
+    def _w_note(self, c: sqlite3.Connection, incident_id: str, outcome: dict[str, Any]) -> bool:
+        row = c.execute("SELECT rowid, doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        if row is None:
+            return False
+        c.execute("UPDATE incidents SET outcome = ? WHERE rowid = ?", (_dumps(outcome), row[0]))
+        c.execute("DELETE FROM incidents_fts WHERE rowid = ?", (row[0],))
+        c.execute("INSERT INTO incidents_fts(rowid, text) VALUES (?, ?)",
+                  (row[0], incident_text({**json.loads(row[1]), "outcome": outcome})))
+        return True
+
+    def _w_save(self, c: sqlite3.Connection, key: str, doc: Mapping[str, Any]) -> None:
+        c.execute("INSERT OR REPLACE INTO state(key, doc, saved_at) VALUES (?, ?, ?)",
+                  (key, _dumps(_finite(dict(doc))), self.clock()))
+
+    def _w_spool(self, c: sqlite3.Connection, backend: str, op: str, doc: Mapping[str, Any]) -> int:
+        cur = c.execute("INSERT INTO spool(backend, op, doc, queued_at) VALUES (?, ?, ?, ?)",
+                        (backend, op, _dumps(_finite(dict(doc))), self.clock()))
+        return int(cur.lastrowid or 0)
+
+    def _w_unspool(self, c: sqlite3.Connection, backend: str, upto: int) -> None:
+        c.execute("DELETE FROM spool WHERE backend = ? AND seq <= ?", (backend, upto))
+
+    def _w_noop(self, c: sqlite3.Connection) -> None:
+        return None
+
+    def _w_prune(self, c: sqlite3.Connection) -> dict[str, int]:
+        return self._prune(c, self.clock())
+
+    def _prune(self, c: sqlite3.Connection, now: float) -> dict[str, int]:
+        """Retention: resolved incidents older than the age limit or past the count cap go, with their
+        events and windows; open incidents are never dropped. The event stream is capped on its own."""
+        self._since_prune, self._last_prune = 0, now
+        doomed = [r[0] for r in c.execute(
+            "SELECT id FROM incidents WHERE status != 'open' AND updated_at < ?", (now - self.retention_s,))]
+        total = int(c.execute("SELECT count(*) FROM incidents").fetchone()[0]) - len(doomed)
+        if total > self.max_incidents:
+            gone = set(doomed)
+            for (iid,) in c.execute("SELECT id FROM incidents WHERE status != 'open' ORDER BY updated_at, rowid "
+                                    "LIMIT ?", (total - self.max_incidents + len(doomed),)):
+                if iid not in gone and total > self.max_incidents:
+                    doomed.append(iid)
+                    total -= 1
+        for iid in doomed:
+            rowid = c.execute("SELECT rowid FROM incidents WHERE id = ?", (iid,)).fetchone()[0]
+            c.execute("DELETE FROM incidents_fts WHERE rowid = ?", (rowid,))
+            c.execute("DELETE FROM incidents WHERE rowid = ?", (rowid,))
+            c.execute("DELETE FROM events WHERE incident_id = ?", (iid,))
+            c.execute("DELETE FROM windows WHERE incident_id = ?", (iid,))
+        if doomed:
+            c.execute("UPDATE meta SET value = value + 1 WHERE key = 'deletions'")
+        last = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        cur = c.execute("DELETE FROM events WHERE seq <= ?", (last - self.max_events,))
+        return {"incidents": len(doomed), "events": max(0, cur.rowcount)}
+
+    # -- the protocols -------------------------------------------------------------------------
+    async def record(self, event: Mapping[str, Any]) -> None:
+        """Remember one lifecycle event (and the incident's latest state). Idempotent. An optional
+        ``window`` key (a list of ``{"ts", "values"}`` samples) is kept as the signals around it."""
+        try:
+            check_event(event)
+        except ValueError as exc:
+            raise MemoryBackendError(f"event rejected: {exc}") from None
+        await self._submit(self._w_record, event)
+
+    async def save(self, key: str, doc: Mapping[str, Any]) -> None:
+        if not isinstance(key, str) or not key or len(key) > 200:
+            raise MemoryBackendError(f"state key must be a non-empty string of at most 200 characters, got {key!r}")
+        await self._submit(self._w_save, key, doc)
+
+    async def load(self, key: str) -> dict[str, Any] | None:
+        row = await self._read(lambda c: c.execute("SELECT doc FROM state WHERE key = ?", (key,)).fetchone())
+        return None if row is None else dict(json.loads(row[0]))
+
+    async def note(self, incident_id: str, *, worked: bool, note: str = "", source: str = "operator") -> bool:
+        """Remember whether the fix worked. False when no such incident is stored."""
+        outcome = {"worked": bool(worked), "note": note[:2000], "source": source, "at": self.clock()}
+        return bool(await self._submit(self._w_note, incident_id, outcome))
+
+    async def flush(self) -> None:
+        """Wait until everything queued before this call is committed."""
+        await self._submit(self._w_noop)
+
+    async def prune(self) -> dict[str, int]:
+        """Apply retention now (it also runs every 2,000 writes or minute); counts what went."""
+        return dict(await self._submit(self._w_prune))
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        await anyio.to_thread.run_sync(self._writer.join)
+        with self._rlock:
+            self._rconn.close()
+        self._wconn.close()
+
+    # -- the spool (remote backends park writes here while they are down) ------------------------
+    async def spool(self, backend: str, op: str, doc: Mapping[str, Any]) -> int:
+        return int(await self._submit(self._w_spool, backend, op, doc))
+
+    async def spooled(self, backend: str, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
+        rows = await self._read(lambda c: c.execute(
+            "SELECT seq, op, doc FROM spool WHERE backend = ? ORDER BY seq LIMIT ?", (backend, limit)).fetchall())
+        return [(int(s), str(op), json.loads(d)) for s, op, d in rows]
+
+    async def unspool(self, backend: str, upto: int) -> None:
+        await self._submit(self._w_unspool, backend, upto)
+
+    async def spool_size(self, backend: str) -> int:
+        row = await self._read(lambda c: c.execute("SELECT count(*) FROM spool WHERE backend = ?",
+                                                   (backend,)).fetchone())
+        return int(row[0])
+
+    # -- reads (worker threads, own connection) ------------------------------------------------
+    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._closed:
+            raise MemoryBackendError(f"incident memory {self.path} is closed")
+        return await anyio.to_thread.run_sync(self._read_sync, fn)
+
+    def _read_sync(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._rlock:
+            try:
+                return fn(self._rconn)
+            except sqlite3.Error as exc:
+                raise self._explain(exc) from None
+
+    async def recall(self, query: str = "", *, incident: Mapping[str, Any] | None = None, target: str | None = None,
+                     engine: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+        limit = max(1, min(int(limit), 100))
+        return list(await self._read(lambda c: self.recall_sync(c, query, incident, target, engine, limit)))
+
+    def recall_sync(self, c: sqlite3.Connection, query: str, incident: Mapping[str, Any] | None,
+                    target: str | None, engine: str | None, limit: int) -> list[dict[str, Any]]:
+        if incident is not None:
+            return self._similar(c, incident, target, engine, limit)
+        terms = query_terms(query)
+        where, params = _filters(target, engine, prefix="i.")
+        if not terms:
+            rows = c.execute(f"SELECT i.doc, i.outcome, NULL FROM incidents i {where and 'WHERE ' + where} "
+                             "ORDER BY i.opened_at DESC LIMIT ?", (*params, limit)).fetchall()
+        else:
+            match = " OR ".join(f'"{t}"' for t in terms)
+            rows = c.execute(
+                "SELECT i.doc, i.outcome, -incidents_fts.rank FROM incidents_fts "
+                "JOIN incidents i ON i.rowid = incidents_fts.rowid "
+                f"WHERE incidents_fts MATCH ? {where and 'AND ' + where} ORDER BY incidents_fts.rank LIMIT ?",
+                (match, *params, limit)).fetchall()
+        return [summary(_doc(d, o), s) for d, o, s in rows]
+
+    def _similar(self, c: sqlite3.Connection, incident: Mapping[str, Any], target: str | None,
+                 engine: str | None, limit: int) -> list[dict[str, Any]]:
+        generation = int(c.execute("SELECT value FROM meta WHERE key = 'deletions'").fetchone()[0])
+        if generation != self._index.generation:
+            self._index.reset(generation)
+        self._index.update(c.execute("SELECT rowid, fp_seq, fp, target, engine FROM incidents "
+                                     "WHERE fp_seq > ? AND fp IS NOT NULL ORDER BY fp_seq", (self._index.seq,)))
+        own = c.execute("SELECT rowid, peak FROM incidents WHERE id = ?", (incident.get("id"),)).fetchone()
+        peak = peak_levels(incident, json.loads(own[1]) if own else None)
+        hits = self._index.nearest(fingerprint_vector(incident, peak), limit, target=target, engine=engine,
+                                   exclude=own[0] if own else None)
+        if not hits:
+            return []
+        marks = ",".join("?" * len(hits))
+        docs = {r: (d, o) for r, d, o in c.execute(
+            f"SELECT rowid, doc, outcome FROM incidents WHERE rowid IN ({marks})", [r for r, _ in hits])}
+        return [summary(_doc(*docs[r]), s) for r, s in hits if r in docs]
+
+    async def get(self, incident_id: str) -> dict[str, Any] | None:
+        """The incident as last recorded, with ``outcome``, its ``timeline`` of lifecycle events and the
+        ``window`` of signals around it; None when unknown."""
+        def read(c: sqlite3.Connection) -> dict[str, Any] | None:
+            row = c.execute("SELECT doc, outcome FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+            if row is None:
+                return None
+            doc = _doc(*row)
+            doc["timeline"] = [json.loads(d) | {"seq": s} for s, d in c.execute(
+                "SELECT seq, doc FROM events WHERE incident_id = ? ORDER BY seq", (incident_id,))]
+            w = c.execute("SELECT samples FROM windows WHERE incident_id = ?", (incident_id,)).fetchone()
+            doc["window"] = json.loads(w[0]) if w else []
+            return doc
+        result: dict[str, Any] | None = await self._read(read)
+        return result
+
+    async def list_incidents(self, *, open_only: bool = False, target: str | None = None,
+                             since: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Incidents, newest first (by opening time)."""
+        where, params = _filters(target, None)
+        clauses = [w for w in (where, "status = 'open'" if open_only else "",
+                               "coalesce(resolved_at, updated_at) >= ?" if since is not None else "") if w]
+        if since is not None:
+            params.append(since)
+        sql = (f"SELECT doc, outcome FROM incidents {'WHERE ' + ' AND '.join(clauses) if clauses else ''} "
+               "ORDER BY opened_at DESC, rowid DESC LIMIT ?")
+        rows = await self._read(lambda c: c.execute(sql, (*params, max(1, limit))).fetchall())
+        return [_doc(d, o) for d, o in rows]
+
+    async def events(self, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """The event stream, oldest first, from sequence number ``after`` (exclusive)."""
+        rows = await self._read(lambda c: c.execute(
+            "SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, max(1, limit))).fetchall())
+        return [json.loads(d) | {"seq": s} for s, d in rows]
+
+    async def stats(self) -> dict[str, Any]:
+        def read(c: sqlite3.Connection) -> dict[str, Any]:
+            n = {t: int(c.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+                 for t in ("incidents", "events", "windows", "state", "spool")}
+            n["open"] = int(c.execute("SELECT count(*) FROM incidents WHERE status = 'open'").fetchone()[0])
+            return n
+        out: dict[str, Any] = await self._read(read)
+        out["bytes"] = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        out["path"] = str(self.path)
+        return out
+
+
+def _filters(target: str | None, engine: str | None, prefix: str = "") -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if target is not None:
+        clauses.append(f"{prefix}target = ?")
+        params.append(target)
+    if engine is not None:
+        clauses.append(f"{prefix}engine = ?")
+        params.append(engine)
+    return " AND ".join(clauses), params
+
+
+def _doc(doc: str, outcome: str | None) -> dict[str, Any]:
+    out = dict(json.loads(doc))
+    out["outcome"] = json.loads(outcome) if outcome else None
+    return out
