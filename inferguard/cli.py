@@ -15,6 +15,7 @@ import typer
 
 from inferguard.app import Daemon, DaemonOptions, dumps
 from inferguard.brain import rules_advisor
+from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.models import SEVERITY_RANK, Target
@@ -26,6 +27,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Catch, explain and advise on incidents in vLLM and SGLang serving engines.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
 app.add_typer(config_app, name="config")
+register_memory_commands(app)
 
 SCENARIO_HELP = ("healthy, kv_pressure, admission_overload, prefix_thrash, swap, engine_crash, ttft_regression, "
                  "spec_decode_collapse, gpu_fault")
@@ -185,11 +187,16 @@ async def _record(settings: Settings, target: Target, out: Path, interval: float
 def replay(
     file: Annotated[Path, typer.Argument(help="a timeline written by `record` or `watch --record`")],
     as_json: Annotated[bool, typer.Option("--json", help='print {"incidents": [...]} and nothing else')] = False,
+    remember: Annotated[bool, typer.Option("--remember", help="record the incidents into incident memory")] = False,
 ) -> None:
     """Run the same pipeline offline over a recorded timeline, on the recorded clock."""
     settings = _settings()
     try:
-        incidents = replay_file(file, settings)
+        events: list[dict[str, Any]] = []
+        incidents = replay_file(file, settings, events=events if remember else None)
+        if remember:
+            anyio.run(_remember, settings, events)
+            typer.echo(f"remembered {len(incidents)} incident(s), {len(events)} event(s)", err=True)
     except InferGuardError as exc:
         typer.echo(f"inferguard: {exc}", err=True)
         raise typer.Exit(65) from None
@@ -205,11 +212,27 @@ def replay(
         typer.echo(f"{inc['id']} {inc['peak_severity']:8} {inc['target']} [{codes}] cause={cause} {state}")
 
 
-def replay_file(file: Path, settings: Settings) -> list[dict[str, Any]]:
+def replay_file(file: Path, settings: Settings, events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Replay a timeline; with ``events`` given, append every event document (with its signal window)."""
     pipeline = Pipeline(config=settings.detect.detector_config(), advisor=rules_advisor)
     for scrape in read_timeline(file):
-        pipeline.observe(scrape)
+        obs = pipeline.observe(scrape)
+        if events is not None:
+            for ev in obs.events:
+                inc = ev.incident
+                events.append({**ev.to_dict(), "window": pipeline.window(inc.target, inc.model)})
     return [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: (i.opened_at, i.id))]
+
+
+async def _remember(settings: Settings, events: list[dict[str, Any]]) -> None:
+    from inferguard.memory.build import open_local
+
+    store = open_local(settings.memory)
+    try:
+        for ev in events:
+            await store.record(ev)
+    finally:
+        await store.aclose()
 
 
 @app.command()

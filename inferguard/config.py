@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -86,6 +87,98 @@ class ServerSettings(BaseSettings):
         return v
 
 
+def _url_scheme(v: str | SecretStr | None, schemes: tuple[str, ...]) -> None:
+    raw = v.get_secret_value() if isinstance(v, SecretStr) else v
+    if raw is None:
+        return
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in schemes or not (parts.hostname or parts.path):
+        # Never echo the value: a Redis URL may carry a password.
+        raise ValueError(f"must be a {' or '.join(s + '://' for s in schemes)} URL")
+
+
+class MemorySettings(BaseSettings):
+    """Incident memory. ``auto`` picks Upstash, then Redis, when their settings are present, else SQLite."""
+
+    model_config = _cfg()
+    state_dir: Path | None = Field(None, description="folder of the embedded store (default $STATE_DIRECTORY, "
+                                                     "else $XDG_STATE_HOME/inferguard, else ~/.local/state/inferguard)")
+    memory_state: Literal["auto", "sqlite", "redis", "upstash"] = Field(
+        "auto", description="backend for incidents, events and restart state")
+    memory_recall: Literal["auto", "sqlite", "upstash"] = Field(
+        "auto", description="backend for recall (sqlite: FTS5 + fingerprint; upstash: Upstash Vector)")
+    redis_url: SecretStr | None = Field(None, description="redis:// or rediss:// URL of a Redis server")
+    namespace: str = Field("inferguard", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                           description="prefix of every Redis/Upstash key and vector id")
+    upstash_redis_rest_url: str | None = Field(None, validation_alias=AliasChoices(
+        "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_URL"), description="Upstash Redis REST URL")
+    upstash_redis_rest_token: SecretStr | None = Field(None, validation_alias=AliasChoices(
+        "UPSTASH_REDIS_REST_TOKEN", "UPSTASH_REDIS_TOKEN"), description="Upstash Redis REST token")
+    upstash_vector_rest_url: str | None = Field(None, validation_alias=AliasChoices(
+        "UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_URL"), description="Upstash Vector REST URL")
+    upstash_vector_rest_token: SecretStr | None = Field(None, validation_alias=AliasChoices(
+        "UPSTASH_VECTOR_REST_TOKEN", "UPSTASH_VECTOR_TOKEN"), description="Upstash Vector REST token")
+    memory_retention_days: float = Field(90.0, gt=0, description="resolved incidents older than this are dropped")
+    memory_max_incidents: int = Field(100_000, ge=10, description="most incidents kept (oldest resolved go first)")
+    memory_max_events: int = Field(500_000, ge=100, description="length of the capped event stream")
+    memory_timeout_seconds: float = Field(2.0, gt=0, description="per Redis/Upstash call; slower counts as down")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: SecretStr | None) -> SecretStr | None:
+        _url_scheme(v, ("redis", "rediss", "unix"))
+        return v
+
+    @field_validator("upstash_redis_rest_url", "upstash_vector_rest_url")
+    @classmethod
+    def _upstash(cls, v: str | None) -> str | None:
+        _url_scheme(v, ("https", "http"))
+        return v.strip().rstrip("/") if v else v
+
+    def state_backend(self) -> str:
+        if self.memory_state != "auto":
+            return self.memory_state
+        if self.upstash_redis_rest_url:
+            return "upstash"
+        return "redis" if self.redis_url is not None else "sqlite"
+
+    def recall_backend(self) -> str:
+        if self.memory_recall != "auto":
+            return self.memory_recall
+        return "upstash" if self.upstash_vector_rest_url else "sqlite"
+
+    def resolved_state_dir(self) -> Path:
+        """INFERGUARD_STATE_DIR, else systemd's $STATE_DIRECTORY (StateDirectory=), else the XDG state dir."""
+        if self.state_dir is not None:
+            return self.state_dir.expanduser()
+        systemd = os.environ.get("STATE_DIRECTORY")
+        if systemd:
+            return Path(systemd.split(":")[0])
+        xdg = os.environ.get("XDG_STATE_HOME")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+        return base / "inferguard"
+
+    def describe(self) -> dict[str, str]:
+        """Which backend serves state and which serves recall, for `config show` (no secrets)."""
+        sqlite = f"sqlite ({self.resolved_state_dir() / 'inferguard.db'})"
+        where = {"sqlite": sqlite, "upstash": f"upstash redis ({self.upstash_redis_rest_url})"}
+        if self.redis_url is not None:
+            where["redis"] = f"redis ({_redact_url(self.redis_url.get_secret_value())}, namespace {self.namespace})"
+        recall = {"sqlite": sqlite + ": FTS5 BM25 text + fingerprint cosine",
+                  "upstash": f"upstash vector ({self.upstash_vector_rest_url}) + fingerprint cosine in sqlite"}
+        state = self.state_backend()
+        return {"state": where.get(state, f"{state} (not configured)"),
+                "recall": recall[self.recall_backend()],
+                "spool": sqlite if state != "sqlite" else "none (state is local)"}
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{'***@' if parts.password or parts.username else ''}{host}{f':{parts.port}' if parts.port else ''}"
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
 class TargetSpec(BaseModel):
     """One entry of INFERGUARD_TARGETS_FILE."""
 
@@ -126,13 +219,14 @@ class Settings(BaseModel):
     detect: DetectSettings
     brain: BrainSettings
     server: ServerSettings
+    memory: MemorySettings
 
     @classmethod
     def load(cls, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
         """Read the environment and ``.env``; a bad value is a ConfigError naming the setting."""
         groups: dict[str, type[BaseSettings]] = {"targets": TargetSettings, "scrape": ScrapeSettings,
                                                  "detect": DetectSettings, "brain": BrainSettings,
-                                                 "server": ServerSettings}
+                                                 "server": ServerSettings, "memory": MemorySettings}
         built: dict[str, Any] = {}
         for key, group in groups.items():
             try:
@@ -162,7 +256,7 @@ class Settings(BaseModel):
     def redacted(self) -> dict[str, Any]:
         """Effective settings for `inferguard config show`: every secret replaced."""
         out: dict[str, Any] = {}
-        for key in ("targets", "scrape", "detect", "brain", "server"):
+        for key in ("targets", "scrape", "detect", "brain", "server", "memory"):
             group: BaseSettings = getattr(self, key)
             values = {}
             for name, value in group:
@@ -172,6 +266,7 @@ class Settings(BaseModel):
                     value = str(value)
                 values[name] = value
             out[key] = values
+        out["memory_backends"] = self.memory.describe()
         return out
 
 

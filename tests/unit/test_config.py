@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from inferguard.config import BrainSettings, DetectSettings, ScrapeSettings, ServerSettings, Settings, TargetSettings
+from inferguard.config import (
+    BrainSettings,
+    DetectSettings,
+    MemorySettings,
+    ScrapeSettings,
+    ServerSettings,
+    Settings,
+    TargetSettings,
+)
 from inferguard.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for k in list(os.environ):
-        if k.startswith(("INFERGUARD_", "GMI_")) or k in ("TARGET_ENDPOINT", "POLL_INTERVAL_SECONDS",
+        if k.startswith(("INFERGUARD_", "GMI_", "UPSTASH_")) or k in ("TARGET_ENDPOINT", "POLL_INTERVAL_SECONDS",
                                                           "KV_ALERT_THRESHOLD", "TTFT_ALERT_MULTIPLIER"):
             monkeypatch.delenv(k)
     monkeypatch.chdir(tmp_path)  # no stray .env
@@ -83,7 +91,7 @@ def test_env_example_documents_every_setting() -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^# ([A-Z][A-Z0-9_]+)=", text, re.M))
     expected = set()
-    for group in (TargetSettings, ScrapeSettings, DetectSettings, BrainSettings, ServerSettings):
+    for group in (TargetSettings, ScrapeSettings, DetectSettings, BrainSettings, ServerSettings, MemorySettings):
         prefix = group.model_config.get("env_prefix", "")
         for name, info in group.model_fields.items():
             alias = info.validation_alias

@@ -1,0 +1,159 @@
+"""`inferguard recall` and `inferguard incidents list|show|note`: reading incident memory from a shell."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+
+from inferguard.config import Settings
+from inferguard.errors import ConfigError, InferGuardError
+from inferguard.memory.build import open_local
+from inferguard.memory.sqlite import SqliteStore
+
+incidents_app = typer.Typer(no_args_is_help=True, help="Incidents remembered in incident memory.")
+T = TypeVar("T")
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str) -> float:
+    """``90s``, ``15m``, ``2h``, ``7d``, ``1w`` (a bare number is seconds) → seconds."""
+    m = _SINCE.match(text)
+    if m is None:
+        raise typer.BadParameter(f"{text!r}: expected a duration like 90s, 15m, 2h, 7d")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def _with_store(fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        typer.echo(f"inferguard: invalid setting {exc}", err=True)
+        raise typer.Exit(64) from None
+
+    async def run() -> T:
+        store = open_local(settings.memory)
+        try:
+            return await fn(store)
+        finally:
+            await store.aclose()
+
+    try:
+        return anyio.run(run)
+    except InferGuardError as exc:
+        typer.echo(f"inferguard: {exc}", err=True)
+        raise typer.Exit(70) from None
+
+
+def _when(ts: Any) -> str:
+    if not isinstance(ts, int | float):
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _line(inc: dict[str, Any]) -> str:
+    codes = ",".join(inc.get("codes") or [])
+    cause = inc.get("root_cause") or (inc.get("diagnosis") or {}).get("root_cause") or "-"
+    outcome = inc.get("outcome") or None
+    fix = "" if not outcome else (" fix=worked" if outcome.get("worked") else " fix=failed")
+    score = f" score={inc['score']:.3f}" if isinstance(inc.get("score"), float) else ""
+    return (f"{inc.get('id')} {inc.get('status', '-'):8} {_when(inc.get('opened_at'))} {inc.get('target')} "
+            f"[{codes}] cause={cause}{fix}{score}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(incidents_app, name="incidents")
+
+    @app.command()
+    def recall(
+        query: Annotated[str, typer.Argument(help="free text, e.g. 'KV cache full on llama'")],
+        target: Annotated[str | None, typer.Option(help="only incidents on this target URL")] = None,
+        engine: Annotated[str | None, typer.Option(help="only incidents on this engine (vllm-v1, sglang, ...)")] = None,
+        limit: Annotated[int, typer.Option(min=1, max=100, help="most results")] = 5,
+        as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
+    ) -> None:
+        """Past incidents most like QUERY (BM25 over their text), best first."""
+        hits = _with_store(lambda s: s.recall(query, target=target, engine=engine, limit=limit))
+        if as_json:
+            typer.echo(json.dumps(hits))
+            return
+        if not hits:
+            typer.echo("no similar incidents remembered")
+        for h in hits:
+            typer.echo(_line(h))
+
+
+@incidents_app.command("list")
+def list_incidents(
+    open_only: Annotated[bool, typer.Option("--open", help="only incidents still open")] = False,
+    target: Annotated[str | None, typer.Option(help="only incidents on this target URL")] = None,
+    since: Annotated[str | None, typer.Option(help="only incidents active within this long, e.g. 2h")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="most results")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print the incidents as JSON")] = False,
+) -> None:
+    """Remembered incidents, newest first."""
+    after = None if since is None else time.time() - parse_since(since)
+    found = _with_store(lambda s: s.list_incidents(open_only=open_only, target=target, since=after, limit=limit))
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    if not found:
+        typer.echo("no incidents remembered")
+    for inc in found:
+        typer.echo(_line(inc))
+
+
+@incidents_app.command("show")
+def show(
+    incident_id: Annotated[str, typer.Argument(metavar="ID", help="an incident id from `incidents list`")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the incident as JSON")] = False,
+) -> None:
+    """One incident: its timeline of events and its diagnosis history."""
+    inc = _with_store(lambda s: s.get(incident_id))
+    if inc is None:
+        typer.echo(f"inferguard: no incident {incident_id!r} remembered", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(inc))
+        return
+    typer.echo(_line(inc))
+    typer.echo(f"  engine={inc.get('engine')} model={inc.get('model')} peak={inc.get('peak_severity')}")
+    for a in inc.get("anomalies") or []:
+        typer.echo(f"  anomaly [{a.get('severity')}] {a.get('code')}: {a.get('summary')}")
+    typer.echo("  timeline:")
+    for ev in inc.get("timeline") or []:
+        typer.echo(f"    {_when(ev.get('ts'))} {ev.get('event')} {', '.join(ev.get('changes') or [])}")
+    typer.echo("  diagnoses:")
+    for d in inc.get("diagnoses") or []:
+        typer.echo(f"    {_when(d.get('ts'))} {d.get('root_cause')} "
+                   f"({d.get('source')}, confidence {d.get('confidence')})")
+    for adv in inc.get("advisories") or []:
+        typer.echo(f"  advisory: {adv.get('action')} {'; '.join(adv.get('engine_steps') or [])}")
+    if inc.get("outcome"):
+        o = inc["outcome"]
+        typer.echo(f"  fix {'worked' if o.get('worked') else 'failed'} ({o.get('source')}): {o.get('note') or ''}")
+    typer.echo(f"  signal samples kept: {len(inc.get('window') or [])}")
+
+
+@incidents_app.command("note")
+def note(
+    incident_id: Annotated[str, typer.Argument(metavar="ID", help="an incident id")],
+    worked: Annotated[bool | None, typer.Option("--worked/--failed", help="did the fix work?")] = None,
+    text: Annotated[str, typer.Option("--note", help="what was done")] = "",
+) -> None:
+    """Remember whether the fix for an incident worked (recall shows it next time)."""
+    if worked is None:
+        typer.echo("inferguard: say --worked or --failed", err=True)
+        raise typer.Exit(64)
+    found = _with_store(lambda s: s.note(incident_id, worked=worked, note=text))
+    if not found:
+        typer.echo(f"inferguard: no incident {incident_id!r} remembered", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{incident_id}: fix {'worked' if worked else 'failed'}")

@@ -1,0 +1,34 @@
+"""Settings → the incident memory the daemon and the CLI use (moves into runtime/build.py with it)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from inferguard.config import MemorySettings
+from inferguard.errors import ConfigError
+from inferguard.memory.sqlite import DB_NAME, SqliteStore
+
+
+def open_local(settings: MemorySettings, *, clock: Callable[[], float] = time.time) -> SqliteStore:
+    """The embedded store in the resolved state directory (it is also the spool of remote backends)."""
+    return SqliteStore(settings.resolved_state_dir() / DB_NAME, retention_days=settings.memory_retention_days,
+                       max_incidents=settings.memory_max_incidents, max_events=settings.memory_max_events,
+                       clock=clock)
+
+
+def check(settings: MemorySettings) -> None:
+    """Refuse, by name, a backend chosen without the settings it needs (before anything starts)."""
+    state, recall = settings.state_backend(), settings.recall_backend()
+    if state == "redis" and settings.redis_url is None:
+        raise ConfigError("INFERGUARD_REDIS_URL", "required when INFERGUARD_MEMORY_STATE=redis")
+    if state == "upstash":
+        if not settings.upstash_redis_rest_url:
+            raise ConfigError("UPSTASH_REDIS_REST_URL", "required when INFERGUARD_MEMORY_STATE=upstash")
+        if settings.upstash_redis_rest_token is None:
+            raise ConfigError("UPSTASH_REDIS_REST_TOKEN", "required with UPSTASH_REDIS_REST_URL")
+    if recall == "upstash":
+        if not settings.upstash_vector_rest_url:
+            raise ConfigError("UPSTASH_VECTOR_REST_URL", "required when INFERGUARD_MEMORY_RECALL=upstash")
+        if settings.upstash_vector_rest_token is None:
+            raise ConfigError("UPSTASH_VECTOR_REST_TOKEN", "required with UPSTASH_VECTOR_REST_URL")
