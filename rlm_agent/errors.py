@@ -25,14 +25,35 @@ class AnswerInvalid(RlmAgentError):
         self.detail = message
 
 
+# Why an answer says ``source: "rules"`` although an LLM is configured: ``llm_<reason>``. The closed list
+# is the contract with the reader (docs/brain.md); a reason outside it is a bug, not a new value.
+LLM_REASONS = (
+    "no_api_key", "timeout", "refusal", "invalid_json", "invalid_answer", "empty_answer", "rate_limited",
+    "server_error", "auth_failed", "connect", "http_status", "budget_exhausted", "sdk_error",
+)
+FALLBACK_REASONS = tuple(f"llm_{r}" for r in (*LLM_REASONS, "contradicted"))
+
+
+def fallback_reason(reason: str, detail: str = "") -> str:
+    """``llm_<reason>[: detail]``; ``detail`` is composed by rlm_agent (codes, numbers, our words)."""
+    code = f"llm_{reason}"
+    if code not in FALLBACK_REASONS:
+        raise ValueError(f"not a fallback reason: {code!r}")
+    # Kept to printable ASCII and bounded even so: what we compose from telemetry numbers stays short.
+    detail = "".join(ch for ch in detail if " " <= ch <= "~")[:300]
+    return code + (f": {detail}" if detail else "")
+
+
 class LLMError(RlmAgentError):
-    """The LLM path failed. ``reason`` is a short code used as the answer's ``fallback_reason``.
+    """The LLM path failed. ``reason`` (one of :data:`LLM_REASONS`) becomes the answer's ``fallback_reason``.
 
     Messages are built here from codes and status numbers only, never from provider text, so a
     key echoed back by a proxy can never reach a log or an answer.
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in LLM_REASONS:
+            raise ValueError(f"not an LLM failure reason: {reason!r}")
         super().__init__(reason + (f": {detail}" if detail else ""))
         self.reason = reason
         self.detail = detail

@@ -282,6 +282,7 @@ class LLMClient:
         value = parse_json_object(content)
         err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
         if err is not None:
-            where = "/" + "/".join(str(p) for p in err.absolute_path)
-            raise LLMError("invalid_answer", f"{where}: {err.message[:200]}")
+            # Named by our schema's path and keyword only: the message quotes the model's own text.
+            where = "/".join(str(p) for p in err.relative_schema_path)
+            raise LLMError("invalid_answer", f"fails the answer schema at {where}")
         return value

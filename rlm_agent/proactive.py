@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-import json
 from collections import Counter
 from typing import Any
 
 from .advisories import advisory, family
 from .diagnose import KV_HEADROOM, KV_HIGH, WAITING_DEEP, ev
-from .errors import LLMError
+from .errors import LLMError, fallback_reason
 from .features import Features, Stats, extract
 from .llm import LLMClient
-from .prompt import cache_key, clean
+from .prompt import cache_key, clean, data_block
 from .redact import for_payload
+from .untrusted import text
 from .vocab import SCHEMA_VERSION
 
 TTE_HORIZON_S = 900.0  # warn when KV exhaustion is due within 15 minutes
@@ -241,25 +241,27 @@ async def investigate_llm(payload: dict[str, Any], answer: dict[str, Any], llm: 
     async def sub(key: str) -> dict[str, Any]:
         doc = {"question": QUESTIONS[key], "context": context, "findings": inv[key]}
         return await llm.complete_json(
-            system=SUB_SYSTEM, user=f"{QUESTIONS[key]}\n<telemetry>\n{json.dumps(doc, sort_keys=True)}\n</telemetry>",
+            system=SUB_SYSTEM, user=f"{QUESTIONS[key]}\n<telemetry>\n{data_block(doc)}\n</telemetry>",
             schema=SUB_SCHEMA, schema_name=key, cache_key=cache_key(key, f, doc, llm.settings.model))
 
     try:
         parts = await asyncio.gather(*(sub(k) for k in QUESTIONS))
-        explanations = dict(zip(QUESTIONS, parts, strict=True))
+        # The model's words are untrusted: one bounded printable line each, before they go anywhere.
+        explanations = {k: {"explanation": text(p["explanation"], 600), "concern": p["concern"]}
+                        for k, p in zip(QUESTIONS, parts, strict=True)}
         combined = await llm.complete_json(
             system=SUB_SYSTEM.replace("explanation (at most three sentences, citing the numbers) and concern "
                                       "(none, low, medium, high)", "summary (at most four sentences)"),
             user="Combine these four findings into one proactive summary.\n<telemetry>\n"
-            f"{json.dumps(explanations, sort_keys=True)}\n</telemetry>", schema=COMBINE_SCHEMA, schema_name="combine",
+            f"{data_block(explanations)}\n</telemetry>", schema=COMBINE_SCHEMA, schema_name="combine",
             cache_key=cache_key("combine", f, explanations, llm.settings.model))
     except LLMError as exc:
-        out["diagnosis"]["fallback_reason"] = f"llm_{exc.reason}"
+        out["diagnosis"]["fallback_reason"] = fallback_reason(exc.reason)
         out["llm"] = {"model": llm.settings.model, "status": "failed", "reason": exc.reason}
         return out
     inv["explanations"] = explanations
     inv["source"] = "llm"
-    out["diagnosis"]["summary"] = str(combined["summary"])[:4000]
+    out["diagnosis"]["summary"] = text(combined["summary"], 1000) or out["diagnosis"]["summary"]
     out["diagnosis"]["source"] = "llm"
     out["llm"] = {"model": llm.settings.model, "status": "accepted", "sub_calls": len(QUESTIONS) + 1}
     return out

@@ -1,18 +1,23 @@
-"""Prompts. Telemetry goes in as one JSON document marked as data; nothing from it is an instruction."""
+"""Prompts. Telemetry goes in as one JSON document marked as data; nothing from it is an instruction.
+
+Every string from a target (label keys and values, model, target, anomaly notes) is a quoted JSON
+string, stripped of control characters and escapes and bounded; ``<`` and ``>`` are escaped inside the
+document so no value can close the ``<telemetry>`` block and speak outside it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 from .features import Features
 from .redact import for_payload
+from .untrusted import text
 from .vocab import ROOT_CAUSES
 
-PROMPT_VERSION = "1"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PROMPT_VERSION = "2"
+MAX_LABELS = 32  # a targets file's labels (cluster, team, ...); more is not context, it is a flood
 
 SYSTEM = (
     "You are the diagnosis engine of InferGuard, a monitor for LLM serving engines (vLLM, SGLang). "
@@ -45,9 +50,9 @@ LLM_DIAGNOSIS_SCHEMA: dict[str, Any] = {
 }
 
 
-def clean(s: str, limit: int = 200) -> str:
-    """Label values and notes: strip control characters and cap the length."""
-    return _CONTROL.sub(" ", s)[:limit]
+def clean(s: object, limit: int = 200) -> str:
+    """A string from a target (label, note, name): one printable line of at most ``limit`` characters."""
+    return text(s, limit)
 
 
 def summary_stats(f: Features) -> dict[str, dict[str, float | None]]:
@@ -65,19 +70,20 @@ def incident_document(payload: dict[str, Any], f: Features, rules: dict[str, Any
     incident = payload.get("incident") or {}
     doc: dict[str, Any] = {
         "engine": payload["engine"],
-        "model": payload["model"],
-        "target": payload["target"],
+        "model": clean(payload["model"]),
+        "target": clean(payload["target"], 300),
         "synthetic": f.synthetic,
-        "labels": {clean(k, 64): clean(v) for k, v in f.labels.items()},
+        "labels": {clean(k, 64): clean(v) for k, v in sorted(f.labels.items())[:MAX_LABELS]},
         "anomalies": [{"code": a["code"], "severity": a["severity"], "active": a["active"],
                        "summary": clean(str(a.get("summary", "")), 300),
                        "evidence": [{"signal": e["signal"], "value": e.get("value"),
                                      "threshold": e.get("threshold"), "op": e.get("op", ""),
-                                     "note": clean(str(e.get("note", "")))} for e in a.get("evidence", [])]}
+                                     "note": clean(str(e.get("note", "")))} for e in a.get("evidence", [])[:16]]}
                       for a in incident.get("anomalies", [])],
         "signals": summary_stats(f),
         "last_samples": payload.get("window", [])[-3:],
-        "similar_incidents": [{"codes": s.get("codes", []), "root_cause": s.get("root_cause")}
+        "similar_incidents": [{"codes": [clean(c, 64) for c in s.get("codes", [])[:16]],
+                               "root_cause": None if s.get("root_cause") is None else clean(s["root_cause"], 64)}
                               for s in f.similar[:10]],
         "rules_diagnosis": {"root_cause": rules["root_cause"], "confidence": rules["confidence"]},
     }
@@ -86,8 +92,13 @@ def incident_document(payload: dict[str, Any], f: Features, rules: dict[str, Any
     return doc
 
 
+def data_block(doc: Any) -> str:
+    """``doc`` as JSON that cannot close its tag: ``<``/``>`` as ``\\u003c``/``\\u003e`` (still the same JSON)."""
+    return json.dumps(doc, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def user_message(doc: dict[str, Any], task: str) -> str:
-    return f"{task}\n<telemetry>\n{json.dumps(doc, sort_keys=True)}\n</telemetry>"
+    return f"{task}\n<telemetry>\n{data_block(doc)}\n</telemetry>"
 
 
 def cache_key(kind: str, f: Features, doc: dict[str, Any], model: str) -> str:

@@ -302,11 +302,23 @@ def recorded(case: dict[str, Any]) -> dict[str, Any]:
                 for a in case["payload"]["incident"]["anomalies"] for e in a["evidence"]
                 if e["value"] is not None][:3]
     wrong = "gpu_fault" if case["name"] == "label_injection" else WRONG[root]
+    # The wrong answer cites real values (window peaks), so the check that rejects it is the one that
+    # matters: a made-up value would be dropped before the contradiction check is reached.
+    peaks: dict[str, float] = {}
+    for sample in case["payload"]["window"]:
+        for name, value in sample["values"].items():
+            peaks[name] = max(value, peaks.get(name, value))
+    names = [n for n in ("requests_running", "requests_waiting", "kv_usage", "error_ratio") if n in peaks]
+    wrong_evidence: list[dict[str, Any]] = [
+        {"signal": n, "value": peaks[n], "note": "a real value, the wrong conclusion"} for n in names[:2]]
+    if not wrong_evidence:  # no window at all: the incident's own anomaly code is what there is to cite
+        wrong_evidence = [{"signal": a["code"], "value": None, "note": "a real anomaly"}
+                          for a in case["payload"]["incident"]["anomalies"][:1]]
     return {
         "good": {"root_cause": root, "summary": f"Recorded answer: {root.replace('_', ' ')}.",
                  "evidence": evidence, "confidence": 0.8},
         "wrong": {"root_cause": wrong, "summary": f"Recorded wrong answer: {wrong.replace('_', ' ')}.",
-                  "evidence": [{"signal": "kv_usage", "value": 12345.0, "note": "not in the telemetry"}],
+                  "evidence": wrong_evidence,
                   "confidence": 0.9},
     }
 

@@ -37,6 +37,8 @@ async def test_llm_double_good_wrong_malformed() -> None:
     assert all(r.source == "llm" for r in by_variant["good"])
     assert all(r.source == "rules" and (r.fallback_reason or "").startswith("llm_contradicted")
                for r in by_variant["wrong"])
+    # Each recorded wrong answer cites real values: the check rejecting it is never "no such value".
+    assert not [r.case for r in by_variant["wrong"] if "evidence values occur" in (r.fallback_reason or "")]
     assert all(r.fallback_reason == "llm_invalid_json: the model's answer is not JSON"
                for r in by_variant["malformed"])
 
