@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.promrules import CORRECTED, LLMD_RULES, VLLM_RULES, Series, firings
-from inferguard.brain import rules_advisor
+from inferguard.config import Settings
 from inferguard.models import Scrape
-from inferguard.pipeline import Pipeline
+from inferguard.runtime.oneshot import replay_scrapes
 from inferguard.sources.exposition import ExpositionParser
 from inferguard.sources.timeline import read_timeline
 
@@ -51,10 +51,8 @@ def series_of(scrapes: list[Scrape]) -> dict[str, Series]:
 
 
 def inferguard_alerts(scrapes: list[Scrape]) -> list[float]:
-    pipeline = Pipeline(advisor=rules_advisor)
-    for s in scrapes:
-        pipeline.observe(s)
-    return sorted(i.opened_at for i in pipeline.book.history)
+    incidents = asyncio.run(replay_scrapes(scrapes, Settings.load(env_file=None)))
+    return sorted(i["opened_at"] for i in incidents)
 
 
 def fmt(delay: float | None) -> str:

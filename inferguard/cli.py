@@ -1,27 +1,27 @@
-"""The `inferguard` command line. Thin: parse arguments, build Settings, call the app."""
+"""The `inferguard` command line. Thin: parse arguments, load Settings, call :mod:`inferguard.runtime`.
+
+Imports no stage; every failure becomes an exit code in one place (:func:`fail`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import typer
 
-from inferguard.app import Daemon, DaemonOptions, dumps
-from inferguard.brain import rules_advisor
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
-from inferguard.errors import ConfigError, InferGuardError
-from inferguard.models import SEVERITY_RANK, Target
-from inferguard.pipeline import Pipeline
-from inferguard.sources.http import HttpScraper
-from inferguard.sources.timeline import TimelineWriter, read_timeline
+from inferguard.errors import ConfigError, InferGuardError, TimelineError
+from inferguard.models import Target
+from inferguard.protocols import Sink
+from inferguard.runtime import oneshot
+from inferguard.runtime.build import build_daemon
+from inferguard.runtime.daemon import Daemon, DaemonOptions
+from inferguard.runtime.flow import dumps
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Catch, explain and advise on incidents in vLLM and SGLang serving engines.")
@@ -31,26 +31,33 @@ register_memory_commands(app)
 
 SCENARIO_HELP = ("healthy, kv_pressure, admission_overload, prefix_thrash, swap, engine_crash, ttft_regression, "
                  "spec_decode_collapse, gpu_fault")
-EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_USAGE, EXIT_DATA = 64, 65  # sysexits.h: EX_USAGE for settings, EX_DATAERR for bad input files
+
+
+def fail(exc: InferGuardError, prog: str = "inferguard") -> typer.Exit:
+    """The one error-to-exit-code mapping: say what was wrong on stderr, return the Exit to raise."""
+    if isinstance(exc, ConfigError):
+        typer.echo(f"{prog}: invalid setting {exc}", err=True)
+        return typer.Exit(EXIT_USAGE)
+    typer.echo(f"{prog}: {exc}", err=True)
+    return typer.Exit(EXIT_DATA if isinstance(exc, TimelineError) else 1)
 
 
 def _settings() -> Settings:
     try:
         return Settings.load()
     except ConfigError as exc:
-        typer.echo(f"inferguard: invalid setting {exc}", err=True)
-        raise typer.Exit(64) from None
+        raise fail(exc) from None
 
 
 def _targets(settings: Settings, urls: list[str] | None) -> list[Target]:
     try:
         targets = settings.target_list(urls)
     except ConfigError as exc:
-        typer.echo(f"inferguard: invalid setting {exc}", err=True)
-        raise typer.Exit(64) from None
+        raise fail(exc) from None
     if not targets:
         typer.echo("inferguard: no targets: pass URLs or set TARGET_ENDPOINT / INFERGUARD_TARGETS_FILE", err=True)
-        raise typer.Exit(64)
+        raise typer.Exit(EXIT_USAGE)
     return targets
 
 
@@ -69,7 +76,7 @@ def scan(
     """One look: two scrapes WINDOW apart and a verdict. Exit 0 healthy, 1 warning, 2 critical, 3 unreachable."""
     settings = _settings()
     target = _targets(settings, [url])[0]
-    result = anyio.run(_scan, settings, target, window)
+    result = anyio.run(oneshot.scan, settings, target, window)
     code = result["exit_code"]
     if as_json:
         typer.echo(dumps(result))
@@ -87,35 +94,6 @@ def scan(
         if result.get("error"):
             typer.echo(f"  scrape failed: {result['error']}")
     raise typer.Exit(code)
-
-
-async def _scan(settings: Settings, target: Target, window: float) -> dict[str, Any]:
-    # A single look cannot wait out persistence: judge each condition on the second scrape directly.
-    cfg = dataclasses.replace(settings.detect.detector_config(), fire_after=1, unreachable_after=1)
-    pipeline = Pipeline([target], config=cfg, advisor=rules_advisor)
-    scraper = HttpScraper(timeout_s=settings.scrape.timeout_seconds, max_body_bytes=settings.scrape.max_body_bytes)
-    try:
-        first = pipeline.observe(await scraper.scrape(target))
-        if first.error is None:
-            await anyio.sleep(window)
-            obs = pipeline.observe(await scraper.scrape(target))
-        else:
-            obs = first
-    finally:
-        await scraper.aclose()
-    anomalies = [f.to_dict() | {"code": f.code, "model": f.model} for f in obs.findings]
-    worst = max((SEVERITY_RANK[f.severity] for f in obs.findings), default=0)
-    if obs.error is not None:
-        verdict, code = "unreachable", EXIT_UNREACHABLE
-    else:
-        verdict = ("healthy", "warning", "critical")[worst]
-        code = (EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL)[worst]
-    signals = {s.model: dict(s.values) for s in obs.signals}
-    incident = next((i for i in pipeline.book.open_incidents() if i.target == target.url), None)
-    return {"target": target.url, "verdict": verdict, "exit_code": code, "engine": obs.engine,
-            "error": obs.error, "anomalies": anomalies, "signals": signals,
-            "diagnosis": incident.diagnosis if incident else None,
-            "advisories": incident.advisories if incident else []}
 
 
 @app.command()
@@ -137,20 +115,21 @@ def watch(
     tty = sys.stdout.isatty() and settings.server.log_format != "json"
     if tty:
         options.log_level = logging.ERROR  # the live view shows cycles and incidents itself
-    try:
-        daemon = Daemon(settings, targets, options)
-    except ConfigError as exc:
-        typer.echo(f"inferguard: invalid setting {exc}", err=True)
-        raise typer.Exit(64) from None
     if tty:
         from inferguard.view import LiveView
 
         with LiveView() as view:
-            daemon.view = view
-            summary = anyio.run(daemon.run)
+            summary = anyio.run(_build(settings, targets, options, view).run)
         typer.echo("inferguard watch stopped: " + " ".join(f"{k}={v}" for k, v in summary.items()))
     else:
-        anyio.run(daemon.run)
+        anyio.run(_build(settings, targets, options, None).run)
+
+
+def _build(settings: Settings, targets: list[Target], options: DaemonOptions, view: Sink | None) -> Daemon:
+    try:
+        return build_daemon(settings, targets, options, view=view)
+    except ConfigError as exc:
+        raise fail(exc) from None
 
 
 @app.command()
@@ -163,24 +142,8 @@ def record(
     """Write a timeline of scrapes (one JSON object per line) for `replay` and tests."""
     settings = _settings()
     target = _targets(settings, [url])[0]
-    n = anyio.run(_record, settings, target, out, interval, duration)
+    n = anyio.run(oneshot.record, settings, target, out, interval, duration)
     typer.echo(f"recorded {n} scrapes to {out}", err=True)
-
-
-async def _record(settings: Settings, target: Target, out: Path, interval: float, duration: float) -> int:
-    writer = TimelineWriter(out)
-    scraper = HttpScraper(timeout_s=settings.scrape.timeout_seconds, max_body_bytes=settings.scrape.max_body_bytes)
-    end = time.monotonic() + duration
-    try:
-        while True:
-            writer.write(await scraper.scrape(target))
-            if time.monotonic() + interval > end:
-                break
-            await anyio.sleep(interval)
-    finally:
-        await scraper.aclose()
-        writer.close()
-    return writer.count
 
 
 @app.command()
@@ -193,13 +156,12 @@ def replay(
     settings = _settings()
     try:
         events: list[dict[str, Any]] = []
-        incidents = replay_file(file, settings, events=events if remember else None)
+        incidents = oneshot.replay(file, settings, events=events if remember else None)
         if remember:
-            anyio.run(_remember, settings, events)
+            anyio.run(oneshot.remember, settings, events)
             typer.echo(f"remembered {len(incidents)} incident(s), {len(events)} event(s)", err=True)
     except InferGuardError as exc:
-        typer.echo(f"inferguard: {exc}", err=True)
-        raise typer.Exit(65) from None
+        raise fail(exc) from None
     if as_json:
         typer.echo(dumps({"incidents": incidents}))
         return
@@ -210,29 +172,6 @@ def replay(
         state = "open" if inc["resolved_at"] is None else f"resolved after {inc['resolved_at'] - inc['opened_at']:.0f}s"
         cause = (inc.get("diagnosis") or {}).get("root_cause", "-")
         typer.echo(f"{inc['id']} {inc['peak_severity']:8} {inc['target']} [{codes}] cause={cause} {state}")
-
-
-def replay_file(file: Path, settings: Settings, events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Replay a timeline; with ``events`` given, append every event document (with its signal window)."""
-    pipeline = Pipeline(config=settings.detect.detector_config(), advisor=rules_advisor)
-    for scrape in read_timeline(file):
-        obs = pipeline.observe(scrape)
-        if events is not None:
-            for ev in obs.events:
-                inc = ev.incident
-                events.append({**ev.to_dict(), "window": pipeline.window(inc.target, inc.model)})
-    return [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: (i.opened_at, i.id))]
-
-
-async def _remember(settings: Settings, events: list[dict[str, Any]]) -> None:
-    from inferguard.memory.build import open_local
-
-    store = open_local(settings.memory)
-    try:
-        for ev in events:
-            await store.record(ev)
-    finally:
-        await store.aclose()
 
 
 @app.command()
@@ -274,8 +213,7 @@ def simulate(
         code = simulate_command(host=host, port=port, dialect=dialect, scenario=scenario, targets=targets,
                                 model=model, seed=seed, speed=speed)
     except ConfigError as exc:
-        typer.echo(f"inferguard simulate: invalid {exc}", err=True)
-        raise typer.Exit(64) from None
+        raise fail(exc, "inferguard simulate") from None
     raise typer.Exit(code)
 
 

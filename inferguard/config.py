@@ -16,10 +16,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from inferguard.detectors import DetectorConfig
 from inferguard.errors import ConfigError
-from inferguard.models import Target
-from inferguard.normalise import ENGINE_HINTS
+from inferguard.models import ENGINE_HINTS, Target
 
 
 def _cfg(prefix: str = "INFERGUARD_") -> SettingsConfigDict:
@@ -50,11 +48,6 @@ class DetectSettings(BaseSettings):
         "TTFT_ALERT_MULTIPLIER", "INFERGUARD_TTFT_ALERT_MULTIPLIER"), description="TTFT p95 over baseline x this")
     queue_threshold: float = Field(8.0, gt=0, description="waiting requests that count as a queue")
     preemption_rate: float = Field(0.5, gt=0, description="preemptions per second that count as a storm")
-
-    def detector_config(self) -> DetectorConfig:
-        return DetectorConfig(kv_threshold=self.kv_alert_threshold, ttft_multiplier=self.ttft_alert_multiplier,
-                              queue_threshold=self.queue_threshold, preemption_rate=self.preemption_rate,
-                              kv_clear=min(DetectorConfig().kv_clear, self.kv_alert_threshold - 0.05))
 
 
 class BrainSettings(BaseSettings):
@@ -285,11 +278,10 @@ def load_targets_file(path: Path) -> list[Target]:
     if not isinstance(data, list):
         raise ConfigError(setting, f"{path} must hold a list of targets")
     out = []
-    defaults = DetectorConfig()
     for i, item in enumerate(data):
+        # Threshold names are checked against the detectors when the pipeline is built (runtime/build.py).
         try:
             spec = TargetSpec.model_validate(item)
-            defaults.with_overrides(spec.thresholds)
         except (ValidationError, ValueError) as exc:
             raise ConfigError(f"{setting}[{i}]", _first_error(exc)) from None
         token = spec.bearer_token.get_secret_value() if spec.bearer_token else None

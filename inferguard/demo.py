@@ -13,15 +13,18 @@ from typing import Any
 import anyio
 from rich.console import Console
 
-from inferguard.app import Daemon, DaemonOptions
 from inferguard.config import Settings
-from inferguard.incidents import IncidentEvent
 from inferguard.models import Target
+from inferguard.protocols import EventDoc
+from inferguard.runtime.build import build_daemon
+from inferguard.runtime.daemon import DaemonOptions
 from inferguard.simulate.server import Simulator
 
 
 class _Narrator:
-    """The demo's view: prints each incident transition with its diagnosis and advisories."""
+    """The demo's view, a sink: prints each incident transition with its diagnosis and advisories."""
+
+    name = "view"
 
     def __init__(self, console: Console | None, started: float) -> None:
         self.console = console
@@ -32,26 +35,28 @@ class _Narrator:
         if self.console is not None:
             self.console.print(f"[dim]{time.monotonic() - self.started:5.0f}s[/] {text}")
 
-    def update(self, daemon: Any) -> None:
+    async def aclose(self) -> None:
         pass
 
-    def incident(self, ev: IncidentEvent) -> None:
-        inc = ev.incident
+    async def send(self, event: EventDoc) -> None:
+        inc = event["incident"]
+        kind = str(event["event"]).removeprefix("incident.")
         mark = {"opened": "[bold red]● incident opened[/]", "updated": "[yellow]▲ incident updated[/]",
-                "resolved": "[green]✓ incident resolved[/]"}[ev.kind]
-        active = [a for a in inc.anomalies.values() if a.active]
-        detail = "; ".join(f"{a.code}: {a.summary}" for a in active) or "all anomalies cleared"
-        self.say(f"{mark} [{inc.severity}] {' '.join(ev.changes)}\n        {detail}")
-        d = inc.diagnosis
-        if not d or ev.kind == "resolved":
+                "resolved": "[green]✓ incident resolved[/]"}[kind]
+        active = [a for a in inc["anomalies"] if a["active"]]
+        detail = "; ".join(f"{a['code']}: {a['summary']}" for a in active) or "all anomalies cleared"
+        self.say(f"{mark} [{inc['severity']}] {' '.join(event['changes'])}\n        {detail}")
+        d = inc["diagnosis"]
+        if not d or kind == "resolved":
             return
-        actions = tuple(a["action"] for a in inc.advisories)
-        if self._told.get(inc.id) == (d["root_cause"], actions):
+        advisories = inc["advisories"]
+        actions = tuple(a["action"] for a in advisories)
+        if self._told.get(inc["id"]) == (d["root_cause"], actions):
             return  # heard once per change
-        self._told[inc.id] = (d["root_cause"], actions)
+        self._told[inc["id"]] = (d["root_cause"], actions)
         self.say(f"        diagnosis: [bold]{d['root_cause']}[/] ({d['source']}, confidence {d['confidence']:.2f}, "
                  f"{d['claim_status']}) — {d['summary']}")
-        for a in inc.advisories[:3]:
+        for a in advisories[:3]:
             steps = "; ".join(a.get("engine_steps", [])[:2])
             self.say(f"        advisory: [cyan]{a['action']}[/] ({a['horizon']}) {steps}")
 
@@ -64,8 +69,7 @@ async def run_demo(*, fault_s: float = 25.0, healthy_s: float = 15.0, recovery_m
     async with Simulator(dialect="vllm-v1", scenario="healthy", model="demo/llama-3-8b-instruct", seed=7) as sim:
         target = Target(url=sim.target_url(0) + "/metrics", name="demo")
         options = DaemonOptions(interval_s=interval_s, listen=None, log_format="json", out=io.StringIO())
-        daemon = Daemon(settings, [target], options)
-        daemon.view = narrator
+        daemon = build_daemon(settings, [target], options, view=narrator)
         narrator.say(f"simulated vLLM V1 engine at {target.url} (synthetic data); watching every {interval_s:g}s")
         narrator.say("healthy traffic")
 

@@ -22,6 +22,8 @@ SCRAPE_REASONS = (
 
 # Engines as identified from the metric names present, never from HELP text or a guess.
 ENGINES = ("vllm-v1", "vllm-v0", "sglang", "dcgm", "unknown")
+# What a target's ``engine`` setting may say (equal to inferguard.normalise.ENGINE_HINTS; a test checks).
+ENGINE_HINTS = ("auto", "vllm-v1", "vllm-v0", "sglang", "dcgm")
 
 ANOMALY_CODES = (
     "kv_pressure",

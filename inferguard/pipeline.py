@@ -1,26 +1,25 @@
-"""The one module that wires the stages: scrape → parse → normalise → detect → incidents → brain.
+"""The one module that wires the sensing stages: scrape → parse → normalise → detect → incidents.
 
 ``Pipeline.observe`` is synchronous and takes time only from the scrape it is given, so the daemon,
-``scan`` and ``replay`` run the very same code and a replay of a recorded timeline is exact.
+``scan`` and ``replay`` run the very same code and a replay of a recorded timeline is exact. It knows
+no brain and no output: the runtime (:mod:`inferguard.runtime.flow`) takes its events from here to the
+brain stage, the incident store and the sinks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from inferguard import normalise
 from inferguard.detectors import DetectorBank, DetectorConfig
-from inferguard.errors import ExpositionError, InferGuardError
-from inferguard.incidents import Incident, IncidentBook, IncidentEvent
+from inferguard.errors import ExpositionError
+from inferguard.incidents import IncidentBook, IncidentEvent
 from inferguard.models import Finding, Scrape, Signals, Target
 from inferguard.sources.exposition import ExpositionParser
 
 # A gauge the InferGuard simulator puts on every page: incidents it causes are synthetic.
 SIMULATOR_MARKER = "inferguard_simulator_info"
-
-Advisor = Callable[[Incident, list[dict[str, Any]], list[dict[str, Any]]], dict[str, Any] | None]
 
 
 @dataclass(slots=True)
@@ -55,14 +54,12 @@ class Pipeline:
         targets: list[Target] | None = None,
         *,
         config: DetectorConfig | None = None,
-        advisor: Advisor | None = None,
         book: IncidentBook | None = None,
     ) -> None:
         self.config = config or DetectorConfig()
         self._per_target: dict[str, DetectorConfig] = {}
         self.bank = DetectorBank(self.config, per_target=self._per_target)
         self.book = book or IncidentBook()
-        self.advisor = advisor
         self._targets: dict[str, _TargetState] = {}
         for t in targets or []:
             self.add_target(t)
@@ -123,49 +120,10 @@ class Pipeline:
         findings = target_findings + [f for fs in st.model_findings.values() for f in fs]
         events = self.book.update(scrape.target, scrape.ts, findings, engine=st.engine, model=st.model,
                                   labels=st.target.labels, synthetic=st.synthetic)
-        for ev in events:
-            if ev.kind != "resolved" and self.advisor is not None and _worth_advising(ev):
-                self._advise(ev.incident)
         return Observation(scrape.target, scrape.ts, error, st.engine, signals, findings, events)
 
-    # -- brain ---------------------------------------------------------------------------------
+    # -- read access for the runtime -------------------------------------------------------------
     def window(self, target: str, model: str | None = None, n: int = 12) -> list[dict[str, Any]]:
         st = self._state(target)
         m = model if model is not None else st.model
         return [{"ts": s.ts, "values": dict(s.values)} for s in self.bank.window(target, m)[-n:]]
-
-    def similar(self, incident: Incident, limit: int = 5) -> list[dict[str, Any]]:
-        """Past incidents sharing most anomaly codes (incident memory replaces this when configured)."""
-        codes = {a.code for a in incident.anomalies.values()}
-        scored = []
-        for past in self.book.history:
-            if past is incident:
-                continue
-            other = {a.code for a in past.anomalies.values()}
-            overlap = len(codes & other) / max(1, len(codes | other))
-            if overlap >= 0.5:
-                scored.append((overlap, past.opened_at, past))
-        scored.sort(key=lambda x: (-x[0], -x[1]))
-        return [_summary(p) for _, _, p in scored[:limit]]
-
-    def _advise(self, incident: Incident) -> None:
-        assert self.advisor is not None
-        try:
-            answer = self.advisor(incident, self.window(incident.target, incident.model), self.similar(incident))
-        except InferGuardError:
-            return  # the rules path never fails in practice; a broken brain must not stop the loop
-        if answer:
-            incident.apply_diagnosis(incident.updated_at, answer.get("diagnosis"),
-                                     list(answer.get("advisories", [])), "rules")
-
-
-def _worth_advising(ev: IncidentEvent) -> bool:
-    # Re-diagnose when the set of anomalies or the severity changed, not on every evidence refresh.
-    return ev.kind == "opened" or any(c[:1] in "+-" or c.startswith(("severity", "reopened")) for c in ev.changes)
-
-
-def _summary(inc: Incident) -> dict[str, Any]:
-    return {"id": inc.id, "fingerprint": inc.fingerprint, "target": inc.target, "engine": inc.engine,
-            "codes": sorted({a.code for a in inc.anomalies.values()}), "opened_at": inc.opened_at,
-            "resolved_at": inc.resolved_at,
-            "root_cause": (inc.diagnosis or {}).get("root_cause")}

@@ -14,13 +14,16 @@ A backend that fails raises the matching error of :mod:`inferguard.errors` (``Me
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from inferguard.models import Scrape, Target
 
 EventDoc = Mapping[str, Any]
 IncidentDoc = Mapping[str, Any]
+# ``{"target": url, "engine": str, "down": bool, "models": {model: {"ts": float, "values": {signal: float}}}}``
+TargetDoc = dict[str, Any]
 
 
 @runtime_checkable
@@ -45,6 +48,25 @@ class Sink(Protocol):
     async def send(self, event: EventDoc) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStatus:
+    """The daemon's state after one cycle. The two views are computed only when called, so a listener
+    pays only for what it reads (the API read model reads them per request, the live view per cycle)."""
+
+    ts: float
+    cycles: int
+    open_incidents: Callable[[], list[dict[str, Any]]]
+    targets: Callable[[], list[TargetDoc]]
+
+
+@runtime_checkable
+class StatusListener(Protocol):
+    """A sink that also hears the end of every cycle (the terminal view, the API read model).
+    ``status`` runs on the loop: it must be quick and must not block."""
+
+    def status(self, status: CycleStatus) -> None: ...
 
 
 @runtime_checkable

@@ -28,3 +28,9 @@ class Telemetry:
                                        registry=r)
         self.heartbeat = Gauge("inferguard_heartbeat_timestamp_seconds", "End of the last cycle", registry=r)
         self.targets = Gauge("inferguard_targets", "Targets watched", registry=r)
+        self.sink_failures = Counter("inferguard_sink_failures", "Events a sink failed to take", ["sink"],
+                                     registry=r)
+        self.sink_dropped = Counter("inferguard_sink_dropped", "Events dropped because a sink's queue was full",
+                                    ["sink"], registry=r)
+        self.store_failures = Counter("inferguard_store_failures", "Incident store calls that failed or timed out",
+                                      ["verb"], registry=r)

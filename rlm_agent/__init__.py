@@ -1,13 +1,14 @@
 """rlm_agent: the brain. Never imports inferguard; speaks versioned dict payloads.
 
 Public surface: :func:`advise` / :func:`aadvise` (incident diagnosis and advisories),
-:func:`investigate` / :func:`ainvestigate` (proactive W1–W4), the LLM client and its settings,
+:func:`investigate` / :func:`ainvestigate` (proactive W1–W4), :func:`rules_answer` (the rules alone,
+for a caller whose payloads are already checked), the LLM client and its settings,
 schema validation and the error tree. Everything else is private.
 """
 
 from __future__ import annotations
 
-from .agent import aadvise, advise, ainvestigate, investigate
+from .agent import aadvise, advise, ainvestigate, investigate, rules_answer
 from .errors import AnswerInvalid, LLMError, PayloadInvalid, RlmAgentError
 from .llm import LLMClient, LLMSettings
 from .schema import load_schema, validate_answer, validate_payload
@@ -28,6 +29,7 @@ __all__ = [
     "ainvestigate",
     "investigate",
     "load_schema",
+    "rules_answer",
     "validate_answer",
     "validate_payload",
 ]

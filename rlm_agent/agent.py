@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from .llm import LLMClient
 
 
-def rules_answer(payload: dict[str, Any]) -> dict[str, Any]:
-    """The deterministic answer for a payload that already passed the schema."""
+def rules_answer(payload: Any) -> dict[str, Any]:
+    """The deterministic answer, unchecked: for a payload that already passed the schema or was built
+    by a typed builder whose output the tests validate (InferGuard's hot path). Untrusted input goes
+    through :func:`advise`, which validates it once."""
     f = extract(payload)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -58,13 +60,18 @@ def _checked_rules(payload: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return checked, rules_answer(checked)
 
 
-async def aadvise(payload: dict[str, Any], *, llm: LLMClient | None = None) -> dict[str, Any]:
+async def aadvise(payload: dict[str, Any], *, llm: LLMClient | None = None,
+                  rules: dict[str, Any] | None = None) -> dict[str, Any]:
     """Diagnose an incident payload; with an LLM the rules' answer is refined and checked.
 
+    ``rules`` is the caller's :func:`rules_answer` for this very payload, so the rules never run twice.
     Validation and rules run in a worker thread: schema checks of a long window take tens of
     milliseconds, which the caller's event loop should not spend.
     """
-    checked, answer = await asyncio.to_thread(_checked_rules, payload)
+    if rules is None:
+        checked, answer = await asyncio.to_thread(_checked_rules, payload)
+    else:
+        checked, answer = await asyncio.to_thread(_incident_payload, payload), rules
     if llm is not None:
         from .refine import refine  # the LLM path loads the openai SDK only when it is used
 

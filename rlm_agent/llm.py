@@ -75,7 +75,7 @@ class LLMSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
         """Read GMI_* and INFERGUARD_LLM_* from ``env`` (pass ``os.environ`` at the edge)."""
-        calls = _env_float(env, "INFERGUARD_LLM_MAX_CALLS_PER_HOUR", None)
+        calls = _env_float(env, "INFERGUARD_LLM_MAX_CALLS_PER_HOUR", 60.0)  # as inferguard's BrainSettings
         return cls(
             api_key=env.get("GMI_API_KEY") or None,
             base_url=env.get("GMI_BASE_URL") or DEFAULT_BASE_URL,

@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from inferguard.brain import Brain, LocalBrain, build_brain
+from inferguard.brain.payloads import build_incident_payload
 from inferguard.errors import PayloadError
-from inferguard.payloads import build_incident_payload
 from rlm_agent.testing import RecordedLLMServer, Reply
 
 from .conftest import CASES, case_payload
@@ -67,10 +67,11 @@ async def test_local_brain_maps_rlm_errors_to_payload_error() -> None:
     await brain.aclose()
 
 
-def test_rules_advisor_takes_the_incident_stage_object() -> None:
-    # The lead's Incident (inferguard.incidents.lifecycle) as the pipeline hands it over.
-    from inferguard.brain import rules_advisor
+def test_brain_stage_takes_the_incident_stage_document() -> None:
+    # The Incident (inferguard.incidents.lifecycle) as the runtime hands it over: its IncidentDoc.
+    from inferguard.brain import BrainStage
     from inferguard.incidents.lifecycle import Anomaly, Incident
+    from rlm_agent import validate_answer, validate_payload
 
     case = case_payload("real_vllm_admission_overload")
     src = case["incident"]
@@ -80,9 +81,14 @@ def test_rules_advisor_takes_the_incident_stage_object() -> None:
         inc.anomalies[(a["code"], "tiny")] = Anomaly(code=a["code"], model="tiny", severity=a["severity"],
                                                      summary=a["summary"], since=a["since"],
                                                      evidence=a["evidence"])
-    answer = rules_advisor(inc, case["window"], [inc.to_dict()])
-    assert answer["diagnosis"]["root_cause"] == "admission_overload"
-    assert "raise_batch_capacity" in [a["action"] for a in answer["advisories"]]
+    stage = BrainStage(LocalBrain())
+    update = stage.advise(inc.to_dict(), case["window"], [inc.to_dict()])
+    assert update is not None and update.incident_id == inc.id and update.source == "rules"
+    assert update.diagnosis["root_cause"] == "admission_overload"
+    assert "raise_batch_capacity" in [a["action"] for a in update.advisories]
+    # What the stage built and got back is valid by the brain's own schemas (checked here, not at run time).
+    validate_payload(dict(build_incident_payload(inc.to_dict(), case["window"], [inc.to_dict()])))
+    validate_answer({"schema_version": "1.0", "diagnosis": update.diagnosis, "advisories": update.advisories})
 
 
 def test_sync_advise_with_an_llm_outside_a_loop(llm_server: RecordedLLMServer) -> None:

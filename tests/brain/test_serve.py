@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from inferguard.brain import RemoteBrain, build_brain
+from inferguard.brain.payloads import build_incident_payload, build_proactive_payload
 from inferguard.errors import ConfigError, PayloadError
-from inferguard.payloads import build_incident_payload, build_proactive_payload
 from rlm_agent.testing import RecordedLLMServer, Reply
 
 from .conftest import CASES, case_payload

@@ -17,9 +17,10 @@ from typing import Any
 import anyio
 import pytest
 
-from inferguard.brain import LocalBrain, rules_advisor
-from inferguard.payloads import build_proactive_payload
+from inferguard.brain import LocalBrain, build_proactive_payload
+from inferguard.config import Settings
 from inferguard.pipeline import Pipeline
+from inferguard.runtime.oneshot import replay_scrapes
 from inferguard.sources.timeline import read_timeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -54,12 +55,9 @@ def phases(name: str) -> dict[str, Any]:
 
 
 def replay(name: str) -> tuple[list[dict[str, Any]], list[float]]:
-    pipeline = Pipeline(advisor=rules_advisor)
-    times = []
-    for scrape in read_timeline(DATA / f"{name}.jsonl.gz"):
-        pipeline.observe(scrape)
-        times.append(scrape.ts)
-    return [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: i.opened_at)], times
+    scrapes = list(read_timeline(DATA / f"{name}.jsonl.gz"))
+    incidents = anyio.run(replay_scrapes, scrapes, Settings.load(env_file=None))
+    return incidents, [s.ts for s in scrapes]
 
 
 @pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.name)

@@ -12,9 +12,10 @@ from typing import Any
 import anyio
 import pytest
 
-from inferguard.app import Daemon, DaemonOptions
 from inferguard.config import Settings
 from inferguard.models import Target
+from inferguard.runtime.build import build_daemon
+from inferguard.runtime.daemon import Daemon, DaemonOptions
 from rlm_agent.evals.runner import load_cases
 from rlm_agent.testing import RecordedLLMServer, Reply
 from tests.support import free_port, serve
@@ -47,7 +48,7 @@ async def watch(url: str, base_url: str, seconds: float) -> tuple[Daemon, list[d
     settings = Settings.load(env_file=None, brain={"gmi_api_key": "sk-test-secret", "gmi_base_url": base_url,
                                                    "llm_timeout_seconds": 2.0, "proactive_cycle_every": 0})
     out = io.StringIO()
-    daemon = Daemon(settings, [Target(url=url)],
+    daemon = build_daemon(settings, [Target(url=url)],
                     DaemonOptions(interval_s=0.3, listen=None, duration_s=seconds, log_format="json", out=out))
     await daemon.run()
     text = out.getvalue()
@@ -102,7 +103,7 @@ async def test_proactive_advice_arrives_before_any_incident() -> None:
     with serve(page) as base:
         settings = Settings.load(env_file=None, brain={"proactive_cycle_every": 3})
         out = io.StringIO()
-        daemon = Daemon(settings, [Target(url=base + "/metrics")],
+        daemon = build_daemon(settings, [Target(url=base + "/metrics")],
                         DaemonOptions(interval_s=0.3, listen=None, duration_s=4.5, log_format="json", out=out))
         await daemon.run()
     events = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -119,7 +120,7 @@ async def test_a_defect_on_one_target_does_not_stop_the_others(engine: str) -> N
     out = io.StringIO()
     with serve(lambda _: b'vllm:num_requests_running{model_name="m"} 1\\n') as other:
         targets = [Target(url=engine), Target(url=other + "/metrics")]
-        daemon = Daemon(settings, targets,
+        daemon = build_daemon(settings, targets,
                         DaemonOptions(interval_s=0.3, listen=None, duration_s=2.0, log_format="json", out=out))
         class Exploding:
             def update(self, *_: object) -> None:

@@ -1,28 +1,41 @@
-"""The brain client: ``local`` (rlm_agent in-process) or ``remote`` (HTTP to ``rlm-agent serve``).
+"""The brain clients: ``local`` (rlm_agent in-process) or ``remote`` (HTTP to ``rlm-agent serve``).
 
-The only inferguard module that imports ``rlm_agent``. Both modes take the same payload dicts (built
-by :mod:`inferguard.payloads`) and return answers validated by :func:`payloads.parse_answer`; every
+The only inferguard module that imports ``rlm_agent``, and only when a :class:`LocalBrain` is built:
+in remote mode nothing of ``rlm_agent`` is loaded. Both take the typed payloads of
+:mod:`inferguard.brain.payloads`. ``rules`` is the synchronous, in-process answer (None when the
+brain is remote); ``advise`` is the refinement (LLM or remote), awaited off the scrape loop. Every
 failure is a :class:`PayloadError` (or :class:`ConfigError` when building), never a raw exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import ConfigError, PayloadError
-from .payloads import build_incident_payload, parse_answer
+from inferguard.errors import ConfigError, PayloadError
+
+from .payloads import Answer, IncidentPayload, ProactivePayload, parse_answer
 
 
 @runtime_checkable
 class Brain(Protocol):
-    async def advise(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    """``rules`` answers at once in-process (or None); ``advise``/``investigate`` may take seconds."""
 
-    async def investigate(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    @property
+    def refines(self) -> bool:
+        """True when ``advise`` can add to the rules' answer (an LLM, or a remote brain)."""
+        ...
+
+    def rules(self, payload: IncidentPayload) -> Answer | None: ...
+
+    async def advise(self, payload: IncidentPayload, rules: Answer | None = None) -> Answer: ...
+
+    async def investigate(self, payload: ProactivePayload) -> Answer: ...
 
     async def aclose(self) -> None: ...
 
@@ -84,16 +97,30 @@ class LocalBrain:
     def usage(self) -> dict[str, Any] | None:
         return None if self._llm is None else self._llm.usage.as_dict()
 
-    async def advise(self, payload: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def refines(self) -> bool:
+        return self._llm is not None
+
+    def rules(self, payload: IncidentPayload) -> Answer:
+        """The deterministic answer, synchronously. The payload was built by the typed builder, so it
+        is not schema-checked here: that check is for process boundaries and tests."""
         try:
-            answer = await self._agent.aadvise(payload, llm=self._llm)
+            answer = self._agent.rules_answer(payload)
+        except self._agent.RlmAgentError as exc:
+            raise PayloadError(f"brain (rules): {exc}") from None
+        return cast(Answer, answer)
+
+    async def advise(self, payload: IncidentPayload, rules: Answer | None = None) -> Answer:
+        try:
+            answer = await self._agent.aadvise(cast(dict[str, Any], payload), llm=self._llm,
+                                               rules=cast(dict[str, Any] | None, rules))
         except self._agent.RlmAgentError as exc:
             raise PayloadError(f"brain (local): {exc}") from None
         return parse_answer(answer)
 
-    async def investigate(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def investigate(self, payload: ProactivePayload) -> Answer:
         try:
-            answer = await self._agent.ainvestigate(payload, llm=self._llm)
+            answer = await self._agent.ainvestigate(cast(dict[str, Any], payload), llm=self._llm)
         except self._agent.RlmAgentError as exc:
             raise PayloadError(f"brain (local): {exc}") from None
         return parse_answer(answer)
@@ -112,7 +139,12 @@ class RemoteBrain:
         self._client = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, trust_env=False,
                                          transport=transport)
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    refines = True
+
+    def rules(self, payload: IncidentPayload) -> None:
+        return None  # the rules run on the other side, with the LLM
+
+    async def _post(self, path: str, payload: Mapping[str, Any]) -> Answer:
         try:
             response = await self._client.post(path, json=payload)
         except httpx.TimeoutException:
@@ -130,10 +162,10 @@ class RemoteBrain:
             raise PayloadError(f"brain at {self.url}: HTTP {response.status_code} {detail}{where}"[:600])
         return parse_answer(body)
 
-    async def advise(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def advise(self, payload: IncidentPayload, rules: Answer | None = None) -> Answer:
         return await self._post("/v1/advise", payload)
 
-    async def investigate(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def investigate(self, payload: ProactivePayload) -> Answer:
         return await self._post("/v1/investigate", payload)
 
     async def aclose(self) -> None:
@@ -154,31 +186,37 @@ class BackgroundBrain:
         self.last_error: str | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._seq: dict[str, int] = {}
+        self._counter = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, key: str, payload: dict[str, Any], on_answer: Callable[[dict[str, Any]], None],
-               *, kind: Literal["advise", "investigate"] = "advise") -> None:
-        """Schedule one call (from inside the running loop); ``on_answer`` gets the validated answer."""
-        seq = self._seq.get(key, 0) + 1
-        self._seq[key] = seq
-        task = asyncio.get_running_loop().create_task(self._run(key, seq, payload, on_answer, kind))
+    def submit(self, key: str, payload: Any, on_answer: Callable[[Answer], object],
+               *, kind: Literal["advise", "investigate"] = "advise", rules: Answer | None = None) -> None:
+        """Schedule one call (from inside the running loop); ``on_answer`` gets the checked answer.
+        ``rules`` is the rules' answer already computed for this payload (never computed twice)."""
+        self._counter += 1  # unique across keys: a key's entry is dropped once its newest answer lands
+        seq = self._seq[key] = self._counter
+        task = asyncio.get_running_loop().create_task(self._run(key, seq, payload, on_answer, kind, rules))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, key: str, seq: int, payload: dict[str, Any],
-                   on_answer: Callable[[dict[str, Any]], None], kind: str) -> None:
+    async def _run(self, key: str, seq: int, payload: Any, on_answer: Callable[[Answer], object], kind: str,
+                   rules: Answer | None) -> None:
         async with self._slots:
             if self._seq.get(key) != seq:
                 return  # superseded while it waited for a slot
             try:
-                call = self.brain.advise if kind == "advise" else self.brain.investigate
-                answer = await call(payload)
+                if kind == "advise":
+                    answer = await self.brain.advise(payload, rules)
+                else:
+                    answer = await self.brain.investigate(payload)
             except PayloadError as exc:
                 self.failures += 1
                 self.last_error = str(exc)[:300]
                 return
-        if self._seq.get(key) == seq:
-            on_answer(answer)
+        if self._seq.pop(key, None) == seq:
+            done = on_answer(answer)
+            if inspect.isawaitable(done):
+                await done
 
     @property
     def in_flight(self) -> int:
@@ -194,24 +232,6 @@ class BackgroundBrain:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.brain.aclose()
-
-
-def advise_rules(payload: dict[str, Any]) -> dict[str, Any]:
-    """The deterministic answer, synchronously: no network, no event loop (replay, scan, tests)."""
-    import rlm_agent
-
-    try:
-        answer = rlm_agent.advise(payload)
-    except rlm_agent.RlmAgentError as exc:
-        raise PayloadError(f"brain (rules): {exc}") from None
-    return parse_answer(answer)
-
-
-def rules_advisor(incident: Any, window: list[dict[str, Any]], similar: list[dict[str, Any]]) -> dict[str, Any]:
-    """A synchronous advisor for the pipeline: incident (an object with ``to_dict()`` or the dict
-    itself), its signals window and similar incidents in; the validated rules answer out."""
-    as_dict = incident.to_dict() if hasattr(incident, "to_dict") else incident
-    return advise_rules(build_incident_payload(as_dict, window, similar))
 
 
 def build_brain(mode: str, *, url: str | None, llm: Any) -> Brain:

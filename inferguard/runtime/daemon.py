@@ -1,11 +1,16 @@
-"""The composition root: builds every stage from settings and runs the daemon's task group."""
+"""The daemon: schedules only. Everything it runs was built by :mod:`inferguard.runtime.build`.
+
+One task group holds the signal watcher, the loop-lag monitor, the HTTP API, one consumer task per
+sink and the scrape loop. Each cycle scrapes the due targets and hands every scrape to the
+:class:`~inferguard.runtime.flow.Flow` as it lands; every few cycles it starts the proactive checks.
+SIGTERM/SIGINT stop it cleanly: queued sink events are flushed, the timeline is closed, one summary
+line is logged.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import signal
 import sys
 import time
@@ -16,16 +21,14 @@ from typing import Any, TextIO
 import anyio
 import uvicorn
 
-from inferguard.brain import BackgroundBrain, Brain, build_brain, rules_advisor
-from inferguard.config import Settings
-from inferguard.errors import InferGuardError
-from inferguard.incidents import Incident, IncidentEvent
-from inferguard.logs import configure
+from inferguard.brain import BrainStage
 from inferguard.models import Scrape, Target
-from inferguard.payloads import build_incident_payload, build_proactive_payload
-from inferguard.pipeline import Advisor, Observation, Pipeline
+from inferguard.pipeline import Observation
+from inferguard.protocols import Actuator, CycleStatus, Probe, Source, TargetDoc
+from inferguard.runtime.fanout import Fanout
+from inferguard.runtime.flow import Flow, finite
 from inferguard.server import Health, build_app
-from inferguard.sources.http import HttpScraper
+from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
 from inferguard.telemetry import Telemetry
 
@@ -41,38 +44,48 @@ class DaemonOptions:
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
+@dataclass
+class Parts:
+    """What the daemon runs, built by :func:`inferguard.runtime.build.build_daemon`."""
+
+    source: Source
+    flow: Flow
+    stage: BrainStage
+    fanout: Fanout
+    telemetry: Telemetry
+    health: Health
+    log: Any
+    read_model: ReadModel | None = None
+    writer: TimelineWriter | None = None
+    probes: list[Probe] = field(default_factory=list)
+    actuators: list[Actuator] = field(default_factory=list)
+    proactive_every: int = 0
+
+
 class Daemon:
-    def __init__(self, settings: Settings, targets: list[Target], options: DaemonOptions, *,
-                 scraper: HttpScraper | None = None, clock: Callable[[], float] = time.time,
-                 advisor: Advisor | None = rules_advisor, brain: Brain | None = None) -> None:
-        self.settings = settings
+    def __init__(self, parts: Parts, targets: list[Target], options: DaemonOptions, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.parts = parts
         self.targets = targets
         self.opt = options
         self.clock = clock
-        self.scraper = scraper or HttpScraper(timeout_s=settings.scrape.timeout_seconds,
-                                              max_body_bytes=settings.scrape.max_body_bytes,
-                                              concurrency=settings.scrape.concurrency, clock=clock)
-        self.pipeline = Pipeline(targets, config=settings.detect.detector_config(), advisor=advisor)
-        self.telemetry = Telemetry()
+        self.flow = parts.flow
+        self.pipeline = parts.flow.pipeline
+        self.telemetry = parts.telemetry
+        self.health = parts.health
+        self.log = parts.log
         self.telemetry.targets.set(len(targets))
-        self.health = Health(options.interval_s, clock)
-        self.log = configure(options.log_format, options.out, options.log_level)
-        self._writer = TimelineWriter(options.record) if options.record else None
         self._stop = anyio.Event()
-        self._counts = {"cycles": 0, "scrapes": 0, "failures": 0, "opened": 0, "resolved": 0, "internal_errors": 0}
+        self._counts = {"cycles": 0, "scrapes": 0, "failures": 0, "internal_errors": 0}
         self._due = {t.url: 0.0 for t in targets}
-        # The rules answer synchronously inside the pipeline; an LLM (or a remote brain) refines it off
-        # the loop, and proactive W1–W4 investigations run there too. The loop never waits on either.
-        llm = settings.brain if settings.brain.gmi_api_key is not None else None
-        self.brain = brain or build_brain(settings.brain.brain_mode, url=settings.brain.brain_url, llm=llm)
-        self._refine = llm is not None or settings.brain.brain_mode == "remote" or brain is not None
-        self.background = BackgroundBrain(self.brain, max_in_flight=2)
-        self._brain_failures_seen = 0
-        self.proactive: dict[str, dict[str, Any]] = {}
         self._tick = min([options.interval_s, *[t.interval_s for t in targets if t.interval_s]])
-        self.view: Any = None
+        self._brain_failures_seen = 0
         self._server: uvicorn.Server | None = None
         self._server_done = anyio.Event()
+
+    @property
+    def proactive(self) -> dict[str, Any]:
+        return dict(self.flow.proactive)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -81,6 +94,7 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_signals)
                 tg.start_soon(self._lag_monitor)
+                self.parts.fanout.start(tg)
                 if self.opt.listen:
                     tg.start_soon(self._serve)
                 await self._loop()
@@ -88,14 +102,22 @@ class Daemon:
                     self._server.should_exit = True  # let uvicorn close its sockets, briefly
                     with anyio.move_on_after(3):
                         await self._server_done.wait()
+                await self.parts.fanout.aclose()  # flush what the sinks still have queued
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.scraper.aclose()
-                await self.background.aclose()
-            if self._writer:
-                self._writer.close()
-        summary = {**self._counts, "open_incidents": len(self.pipeline.book.open_incidents()),
+                await self.parts.fanout.aclose(timeout_s=0)  # no-op after a clean stop
+                await self.parts.source.aclose()
+                await self.parts.stage.aclose()
+                await self.flow.store.aclose()
+                for probe in self.parts.probes:
+                    await probe.aclose()
+                for actuator in self.parts.actuators:
+                    await actuator.aclose()
+            if self.parts.writer:
+                self.parts.writer.close()
+        summary = {**self._counts, "opened": self.flow.counts["opened"], "resolved": self.flow.counts["resolved"],
+                   "open_incidents": len(self.pipeline.book.open_incidents()),
                    "uptime_s": round(time.monotonic() - started, 1)}
         self.log.info("watch.stopped", **summary)
         return summary
@@ -112,7 +134,9 @@ class Daemon:
     async def _serve(self) -> None:
         assert self.opt.listen is not None
         host, _, port = self.opt.listen.rpartition(":")
-        app = build_app(self.telemetry, self.health, self.incidents_json, self.targets_json)
+        model = self.parts.read_model
+        app = build_app(self.telemetry, self.health, model.incidents if model else list,
+                        model.targets if model else list)
         config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False,
                                 lifespan="off")
         server = self._server = uvicorn.Server(config)
@@ -157,7 +181,7 @@ class Daemon:
         async def one(t: Target) -> None:
             # Process each result as it lands: the loop then never blocks for more than one scrape's
             # processing (~1-3 ms), instead of a whole cycle's worth at 1,000 targets.
-            obs = self.process(await self.scraper.scrape(t))
+            obs = await self.process(await self.parts.source.scrape(t))
             if obs is not None:
                 observations.append(obs)
 
@@ -170,24 +194,23 @@ class Daemon:
         self.telemetry.heartbeat.set(self.clock())
         self.telemetry.cycle_duration.observe(time.perf_counter() - t0)
         self._refresh_gauges()
-        every = self.settings.brain.proactive_cycle_every
+        every = self.parts.proactive_every
         if every and self._counts["cycles"] % every == 0:
-            self._investigate()
+            await self.flow.investigate()
         self._report_brain_failures()
         failures = sum(1 for o in observations if o.error)
         self.log.info("cycle", scraped=len(due), failed=failures,
                       open_incidents=len(self.pipeline.book.open_incidents()),
                       duration_ms=round((time.perf_counter() - t0) * 1000, 1))
-        if self.view is not None:
-            self.view.update(self)
+        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets))
         return observations
 
-    def process(self, scrape: Scrape) -> Observation | None:
+    async def process(self, scrape: Scrape) -> Observation | None:
         t0 = time.perf_counter()
-        if self._writer:
-            self._writer.write(scrape)
+        if self.parts.writer:
+            self.parts.writer.write(scrape)
         try:
-            obs = self.pipeline.observe(scrape)
+            obs = await self.flow.process(scrape)
         except Exception as exc:  # one target's surprise must not stop the others
             # A defect, not an expected failure (those are typed Scrape errors): say so loudly, keep going.
             self._counts["internal_errors"] += 1
@@ -200,67 +223,14 @@ class Daemon:
         self._counts["scrapes"] += 1
         if obs.error:
             self._counts["failures"] += 1
-        for ev in obs.events:
-            self.emit(ev)
-            if self._refine and ev.kind != "resolved" and ev.incident.diagnosis is not None:
-                self._refine_diagnosis(ev.incident)
         return obs
 
-    # -- the brain, off the loop -----------------------------------------------------------------
-    def _refine_diagnosis(self, inc: Incident) -> None:
-        try:
-            payload = build_incident_payload(inc.to_dict(), self.pipeline.window(inc.target, inc.model),
-                                             self.pipeline.similar(inc), redact=self.settings.brain.llm_redact)
-        except InferGuardError as exc:
-            self.log.warning("brain.failed", incident=inc.id, error=str(exc)[:300])
-            return
-
-        def apply(answer: dict[str, Any]) -> None:
-            diagnosis = answer.get("diagnosis") or {}
-            if not inc.apply_diagnosis(self.clock(), diagnosis, list(answer.get("advisories", [])),
-                                       str(diagnosis.get("source") or "llm")):
-                return
-            why = diagnosis.get("fallback_reason")
-            self.emit(IncidentEvent("updated", inc, (f"diagnosis:{diagnosis.get('source')}" +
-                                                     (f" ({why})" if why else ""),)))
-
-        self.background.submit(inc.id, payload, apply)
-
-    def _investigate(self) -> None:
-        open_targets = {i.target for i in self.pipeline.book.open_incidents()}
-        for url, models in self.pipeline.latest().items():
-            if url in open_targets or not models or self.background.in_flight >= 64:
-                continue  # proactive means before an incident; and never pile work on a slow brain
-            model = next(iter(models))
-            window = self.pipeline.window(url, model)
-            if len(window) < 3:
-                continue
-            try:
-                payload = build_proactive_payload(url, self.pipeline.engine_of(url), model, window, [],
-                                                  synthetic=self.pipeline.is_synthetic(url))
-            except InferGuardError as exc:
-                self.log.warning("brain.failed", target=url, error=str(exc)[:300])
-                continue
-
-            def apply(answer: dict[str, Any], url: str = url, model: str = model) -> None:
-                self.proactive[url] = answer
-                if answer.get("advisories"):
-                    self.log.warning("advisory.proactive", target=url, model=model, answer=_finite(answer))
-
-            self.background.submit(f"proactive:{url}", payload, apply, kind="investigate")
-
     def _report_brain_failures(self) -> None:
-        if self.background.failures > self._brain_failures_seen:
-            self._brain_failures_seen = self.background.failures
-            self.log.warning("brain.failed", failures=self.background.failures, error=self.background.last_error)
-
-    def emit(self, ev: IncidentEvent) -> None:
-        self.telemetry.incident_events.labels(ev.kind).inc()
-        if ev.kind in ("opened", "resolved"):
-            self._counts[ev.kind] += 1
-        self.log.warning(f"incident.{ev.kind}", changes=list(ev.changes), incident=ev.incident.to_dict())
-        if self.view is not None:
-            self.view.incident(ev)
+        stage = self.parts.stage
+        if stage.failures > self._brain_failures_seen:
+            self._brain_failures_seen = stage.failures
+            last = stage.background.last_error or stage.last_error
+            self.log.warning("brain.failed", failures=stage.failures, error=last)
 
     def _refresh_gauges(self) -> None:
         self.telemetry.open_anomalies.clear()
@@ -271,28 +241,13 @@ class Daemon:
                 if a.active:
                     self.telemetry.open_anomalies.labels(inc.target, a.code).inc()
 
-    # -- read models for the API ---------------------------------------------------------------
-    def incidents_json(self) -> list[dict[str, Any]]:
-        return [_finite(i.to_dict()) for i in self.pipeline.book.history]
+    # -- the status the view and the read model read -----------------------------------------------
+    def _open_docs(self) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in self.pipeline.book.open_incidents()]
 
-    def targets_json(self) -> list[dict[str, Any]]:
+    def _targets(self) -> list[TargetDoc]:
         out = []
         for url, models in self.pipeline.latest().items():
             out.append({"target": url, "engine": self.pipeline.engine_of(url), "down": self.pipeline.bank.is_down(url),
-                        "models": {m: {"ts": s.ts, "values": _finite(dict(s.values))} for m, s in models.items()}})
+                        "models": {m: {"ts": s.ts, "values": finite(dict(s.values))} for m, s in models.items()}})
         return out
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN/Infinity; the API must stay valid JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(_finite(obj), ensure_ascii=False)

@@ -1,0 +1,172 @@
+"""The composition root: the ONLY place that turns :class:`~inferguard.config.Settings` into objects.
+
+One function per kind — :func:`build_scraper`, :func:`detector_config`, :func:`build_pipeline`,
+:func:`build_brain`, :func:`build_store`, :func:`build_sinks`, :func:`build_probes`,
+:func:`build_actuators` — and :func:`build_daemon` / :func:`build_flow` that put them together.
+Adding a sink means one new module under ``inferguard/sinks/`` and one entry in :data:`SINKS`; a
+store, probe or actuator likewise touches only its ``build_*`` function here. The daemon and the
+one-shot commands never construct a stage themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from inferguard.brain import Brain, BrainStage
+from inferguard.brain import build_brain as _client
+from inferguard.config import Settings
+from inferguard.detectors import DetectorConfig
+from inferguard.errors import ConfigError
+from inferguard.logs import configure
+from inferguard.models import Target
+from inferguard.pipeline import Pipeline
+from inferguard.protocols import Actuator, IncidentStore, Probe, Sink
+from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
+from inferguard.runtime.fanout import Fanout
+from inferguard.runtime.flow import Flow
+from inferguard.server import Health
+from inferguard.sinks.log import LogSink
+from inferguard.sinks.readmodel import ReadModel
+from inferguard.sources.http import HttpScraper
+from inferguard.sources.timeline import TimelineWriter
+from inferguard.telemetry import Telemetry
+from inferguard.testing import MemoryStore
+
+# How long the scrape loop waits on the incident store per call before it carries on without it.
+STORE_TIMEOUT_S = 2.0
+
+
+# -- sensing -----------------------------------------------------------------------------------------
+def build_scraper(settings: Settings, *, clock: Callable[[], float] = time.time) -> HttpScraper:
+    """The one scraper constructor: timeout, body cap, concurrency limit and clock from settings."""
+    s = settings.scrape
+    return HttpScraper(timeout_s=s.timeout_seconds, max_body_bytes=s.max_body_bytes, concurrency=s.concurrency,
+                       clock=clock)
+
+
+def detector_config(settings: Settings) -> DetectorConfig:
+    d = settings.detect
+    return DetectorConfig(kv_threshold=d.kv_alert_threshold, ttft_multiplier=d.ttft_alert_multiplier,
+                          queue_threshold=d.queue_threshold, preemption_rate=d.preemption_rate,
+                          kv_clear=min(DetectorConfig().kv_clear, d.kv_alert_threshold - 0.05))
+
+
+def check_thresholds(targets: Sequence[Target], config: DetectorConfig | None = None) -> None:
+    """Per-target threshold overrides name real thresholds; a typo is a ConfigError naming it."""
+    base = config or DetectorConfig()
+    for t in targets:
+        try:
+            base.with_overrides(dict(t.thresholds))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"targets[{t.display}].thresholds", str(exc)) from None
+
+
+def build_pipeline(settings: Settings, targets: Sequence[Target] = (), *,
+                   config: DetectorConfig | None = None) -> Pipeline:
+    config = config or detector_config(settings)
+    check_thresholds(targets, config)
+    return Pipeline(list(targets), config=config)
+
+
+# -- the brain ---------------------------------------------------------------------------------------
+def build_brain(settings: Settings) -> Brain:
+    """Local rlm_agent (with an LLM when a key is set) or the remote ``rlm-agent serve``. The daemon's
+    BrainSettings are the one source of LLM settings."""
+    b = settings.brain
+    llm = b if b.gmi_api_key is not None else None
+    if b.brain_mode == "remote":
+        llm = b  # only its timeout is read: the remote side has its own LLM settings
+    return _client(b.brain_mode, url=b.brain_url, llm=llm)
+
+
+def build_stage(settings: Settings, brain: Brain | None = None) -> BrainStage:
+    return BrainStage(brain or build_brain(settings), max_in_flight=2)
+
+
+# -- memory, outputs, probes, actuation ------------------------------------------------------------------
+def build_store(settings: Settings) -> IncidentStore:
+    """The daemon's incident memory. In-memory (forgotten at exit) until the persistent backends of
+    inferguard/memory/ are wired here."""
+    return MemoryStore()
+
+
+def build_local_store(settings: Settings) -> IncidentStore:
+    """The embedded SQLite store in the state directory (``replay --remember``, the memory commands)."""
+    from inferguard.memory.build import open_local
+
+    return open_local(settings.memory)
+
+
+@dataclass
+class SinkContext:
+    """What a sink factory may use besides settings."""
+
+    log: Any
+    telemetry: Telemetry
+    view: Sink | None = None
+
+
+SinkFactory = Callable[[Settings, SinkContext], "Sink | None"]
+
+# Every sink by name, in delivery order; a factory returns None when its sink is not configured.
+SINKS: dict[str, SinkFactory] = {
+    "log": lambda settings, ctx: LogSink(ctx.log),
+    "view": lambda settings, ctx: ctx.view,
+    "api": lambda settings, ctx: ReadModel(),
+}
+
+
+def build_sinks(settings: Settings, ctx: SinkContext) -> list[Sink]:
+    sinks: list[Sink] = []
+    for name, factory in SINKS.items():
+        sink = factory(settings, ctx)
+        if sink is not None:
+            if not isinstance(sink, Sink):
+                raise ConfigError(f"sinks.{name}", f"{type(sink).__name__} does not implement the Sink protocol")
+            sinks.append(sink)
+    return sinks
+
+
+def build_probes(settings: Settings) -> list[Probe]:
+    return []
+
+
+def build_actuators(settings: Settings) -> list[Actuator]:
+    return []
+
+
+# -- assemblies --------------------------------------------------------------------------------------
+def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptions, *,
+                 clock: Callable[[], float] = time.time, brain: Brain | None = None,
+                 view: Sink | None = None) -> Daemon:
+    """Everything ``inferguard watch`` runs, from settings. ``brain`` and ``view`` are injected by tests
+    and by the CLI (the terminal view needs the TTY the CLI owns)."""
+    log = configure(options.log_format, options.out, options.log_level)
+    telemetry = Telemetry()
+    sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view))
+    fanout = Fanout(sinks, log=log, telemetry=telemetry)
+    stage = build_stage(settings, brain)
+    flow = Flow(build_pipeline(settings, targets), stage, build_store(settings), publish=fanout.publish,
+                clock=clock, log=log, telemetry=telemetry, store_timeout_s=STORE_TIMEOUT_S)
+    parts = Parts(source=build_scraper(settings, clock=clock), flow=flow, stage=stage, fanout=fanout,
+                  telemetry=telemetry, health=Health(options.interval_s, clock), log=log,
+                  read_model=next((s for s in sinks if isinstance(s, ReadModel)), None),
+                  writer=TimelineWriter(options.record) if options.record else None,
+                  probes=build_probes(settings), actuators=build_actuators(settings),
+                  proactive_every=settings.brain.proactive_cycle_every)
+    return Daemon(parts, targets, options, clock=clock)
+
+
+def build_flow(settings: Settings, targets: Sequence[Target] = (), *, single_look: bool = False,
+               store: IncidentStore | None = None) -> Flow:
+    """The same flow for ``scan`` and ``replay``: rules only (no LLM, no clock), in-memory store, no sinks.
+    ``single_look`` judges each condition on one evaluation (a scan cannot wait out persistence)."""
+    config = detector_config(settings)
+    if single_look:
+        config = replace(config, fire_after=1, unreachable_after=1)
+    local = settings.model_copy(update={"brain": settings.brain.model_copy(
+        update={"brain_mode": "local", "gmi_api_key": None})})
+    return Flow(build_pipeline(settings, targets, config=config), build_stage(local), store or MemoryStore())

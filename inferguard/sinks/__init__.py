@@ -1,0 +1,2 @@
+"""Sinks: where incident events go (one module each). Every sink implements
+:class:`inferguard.protocols.Sink`; :mod:`inferguard.runtime.build` decides which ones run."""
