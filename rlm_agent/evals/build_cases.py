@@ -1,7 +1,10 @@
-"""Writes the hand-labelled eval cases in ``cases/``. Run once when a case changes:
-``python -m rlm_agent.evals.build_cases``. The JSON files are the source of truth that the eval runner
-and CI read; this script only saves typing the windows. Numbers for the ``real_vllm_*`` cases are the
-ones a real vLLM 0.32 (CPU) showed on this machine (see docs/evals.md)."""
+"""Writes the payloads of the hand-built eval cases in ``cases/<name>/``. Run when a case changes:
+``python -m rlm_agent.evals.build_cases``. It only saves typing the windows: it (re)writes
+``payload.json`` and ``llm_recorded.json``, and seeds ``expected.json`` and ``NOTE.md`` of a new case
+once; from then on those two are edited by hand and are the truth the runner and CI read. Numbers
+for the ``real_vllm_*`` cases are the ones a real vLLM 0.32 (CPU) showed on this machine (see
+docs/evals.md). The ``timeline_*`` cases come from the recordings in tests/data, rebuilt by
+``scripts/build_eval_timeline_cases.py`` (which uses InferGuard's own replay)."""
 
 from __future__ import annotations
 
@@ -323,49 +326,27 @@ def recorded(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Cases from the real recordings (tests/data/vllm_<scenario>.jsonl.gz), one per labelled phase. The
-# incident carries no anomalies: the rules must read the cause from the real window alone.
-TIMELINE_CASES: tuple[tuple[str, str, str, list[str], list[str]], ...] = (
-    ("kv_overload", "overload", "kv_cache_exhaustion", ["throttle_concurrency"], ["raise_batch_capacity"]),
-    ("kv_overload", "healthy", "insufficient_evidence", [], ["throttle_concurrency", "raise_batch_capacity"]),
-    ("admission_overload", "overload", "admission_overload", ["raise_batch_capacity"],
-     ["throttle_concurrency", "scale_out"]),
-    ("prefix_churn", "shared_prefix+random", "prefix_cache_thrash", [],
-     ["throttle_concurrency", "recommend_compaction", "flush_session_radix"]),
-)
-
-
-def timeline_cases() -> dict[str, dict[str, Any]]:
-    from .timeline import has_phase, load, phase
-    from .timeline import window as rebuild
-
-    out: dict[str, dict[str, Any]] = {}
-    for scenario, phase_name, root, required, forbidden in TIMELINE_CASES:
-        loaded = load(scenario)
-        if loaded is None or not has_phase(loaded[1], phase_name):
-            continue
-        rows, meta = loaded
-        start, end = phase(meta, phase_name)
-        w = rebuild(rows, start, end)
-        name = f"timeline_{scenario}_{phase_name.replace('+', '_to_')}"
-        p = payload(name, "vllm-v1", w, [])
-        p["incident"]["opened_at"], p["incident"]["updated_at"] = start, end
-        for a in p["incident"]["anomalies"]:
-            a["since"] = start
-        out[name] = {"name": name, "source": "real-vllm-timeline",
-                     "description": f"Phase '{phase_name}' of tests/data/vllm_{scenario}.jsonl.gz "
-                     f"({meta.get('vllm', 'vLLM')}, recorded {meta.get('recorded_at', '?')}), "
-                     f"{len(w)} successful scrapes, no detector anomalies attached.",
-                     "payload": p, "expect": {"root_cause": root, "required_advisories": required,
-                                              "forbidden_advisories": forbidden}}
-    return out
+def _write(path: Path, doc: Any) -> None:
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
 
 def main() -> None:
-    OUT.mkdir(exist_ok=True)
-    for name, case in {**cases(), **timeline_cases()}.items():
-        case["llm_recorded"] = recorded(case)
-        (OUT / f"{name}.json").write_text(json.dumps(case, indent=1) + "\n", encoding="utf-8")
+    for name, case in cases().items():
+        folder = OUT / name
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder / "payload.json", case["payload"])
+        if not (folder / "expected.json").exists():
+            _write(folder / "expected.json", case["expect"])
+        if not (folder / "NOTE.md").exists():
+            (folder / "NOTE.md").write_text(f"# {name}\n\nsource: {case['source']}\n\n{case['description']}\n",
+                                            encoding="utf-8")
+        case["expect"] = json.loads((folder / "expected.json").read_text("utf-8"))
+        _write(folder / "llm_recorded.json", recorded(case))
+    # The recorded answers of the cases rebuilt from real recordings follow their hand-written expectations.
+    for folder in sorted(OUT.glob("timeline_*")):
+        case = {"name": folder.name, "payload": json.loads((folder / "payload.json").read_text("utf-8")),
+                "expect": json.loads((folder / "expected.json").read_text("utf-8"))}
+        _write(folder / "llm_recorded.json", recorded(case))
 
 
 if __name__ == "__main__":

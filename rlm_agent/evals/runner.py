@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,29 @@ from ..testing import RecordedLLMServer, Reply
 DOUBLE_VARIANTS = ("good", "wrong", "malformed", "slow")
 
 
+def _case(folder: Traversable) -> dict[str, Any]:
+    """One case folder: payload.json, expected.json (written by hand), NOTE.md (``source: ...`` and where
+    the situation comes from), and optionally llm_recorded.json (the double's good and wrong answers)."""
+    note = folder.joinpath("NOTE.md").read_text("utf-8")
+    source = re.search(r"^source: *(\S+)", note, re.M)
+    body = note.split("\n", 1)[1] if note.startswith("#") else note
+    case: dict[str, Any] = {
+        "name": folder.name, "source": source.group(1) if source else "unknown",
+        "description": re.sub(r"^source: *\S+\n", "", body.strip(), count=1, flags=re.M).strip(),
+        "payload": json.loads(folder.joinpath("payload.json").read_text("utf-8")),
+        "expect": json.loads(folder.joinpath("expected.json").read_text("utf-8")),
+    }
+    recorded = folder.joinpath("llm_recorded.json")
+    if recorded.is_file():
+        case["llm_recorded"] = json.loads(recorded.read_text("utf-8"))
+    return case
+
+
 def load_cases(folder: Path | None = None) -> list[dict[str, Any]]:
-    if folder is not None:
-        files = sorted(folder.glob("*.json"))
-        return [json.loads(p.read_text("utf-8")) for p in files]
-    root = resources.files("rlm_agent").joinpath("evals", "cases")
-    return [json.loads(p.read_text("utf-8")) for p in sorted(root.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".json")]
+    """Every case folder under ``folder`` (default: the packaged cases), by name."""
+    root: Traversable = folder if folder is not None else resources.files("rlm_agent").joinpath("evals", "cases")
+    return [_case(d) for d in sorted(root.iterdir(), key=lambda d: d.name)
+            if d.is_dir() and d.joinpath("payload.json").is_file()]
 
 
 @dataclass(frozen=True, slots=True)

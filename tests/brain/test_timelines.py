@@ -1,14 +1,44 @@
-"""The rules on windows rebuilt from real vLLM recordings (tests/data/vllm_*.jsonl.gz, recorded on
-this machine by the e2e harness). Skips while a recording is not there yet."""
+"""The rules on windows of real vLLM recordings (tests/data/vllm_*.jsonl.gz, recorded on this machine by
+the e2e harness), one window per recorded phase, with no detector anomaly attached: the rules must read
+the cause from the signals alone. The signals come from InferGuard's own parse and normalise (the one
+Prometheus parser); the brain package stays free of it."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from inferguard.pipeline import Pipeline
+from inferguard.sources.timeline import read_timeline
 from rlm_agent import advise
-from rlm_agent.evals.timeline import load, parse, phase, quantile, window
+
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+
+
+@cache
+def load(scenario: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every successful scrape as ``{"ts", "values"}`` (canonical signals), and the phases file."""
+    pipeline = Pipeline()
+    rows = []
+    for scrape in read_timeline(DATA / f"vllm_{scenario}.jsonl.gz"):
+        obs = pipeline.observe(scrape)
+        rows += [{"ts": s.ts, "values": dict(s.values)} for s in obs.signals]
+    return rows, json.loads((DATA / f"vllm_{scenario}.phases.json").read_text("utf-8"))
+
+
+def phase(phases: dict[str, Any], name: str) -> tuple[float, float]:
+    """``a+b`` spans phase a's start to phase b's end."""
+    by_name = {p["name"]: p for p in phases["phases"]}
+    first, _, last = name.partition("+")
+    return by_name[first]["start"], by_name[last or first]["end"]
+
+
+def window(rows: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+    return [r for r in rows if start <= r["ts"] < end]
 
 # scenario -> phase -> (expected root cause, required advisories, forbidden advisories)
 EXPECT: dict[str, dict[str, tuple[str, set[str], set[str]]]] = {
@@ -42,10 +72,7 @@ def payload(w: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]
 
 @pytest.mark.parametrize("scenario, phase_name", [(s, p) for s, ps in EXPECT.items() for p in ps])
 def test_recorded_phase(scenario: str, phase_name: str) -> None:
-    loaded = load(scenario)
-    if loaded is None:
-        pytest.skip(f"tests/data/vllm_{scenario}.jsonl.gz (and .phases.json) not recorded yet")
-    rows, phases = loaded
+    rows, phases = load(scenario)
     start, end = phase(phases, phase_name)
     w = window(rows, start, end)
     assert len(w) >= 5, "too few successful scrapes in the phase to judge"
@@ -56,36 +83,11 @@ def test_recorded_phase(scenario: str, phase_name: str) -> None:
     assert required <= actions and not (forbidden & actions), actions
 
 
-def test_timeline_reader_rates_and_quantiles() -> None:
-    text = ("# TYPE vllm:num_preemptions_total counter\n"
-            'vllm:num_preemptions_total{engine="0",model_name="tiny"} 30.0\n'
-            'vllm:kv_cache_usage_perc{engine="0",model_name="tiny"} 0.5\n'
-            'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="tiny"} 10.0\n'
-            'vllm:time_to_first_token_seconds_bucket{le="1.0",model_name="tiny"} 20.0\n'
-            'vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="tiny"} 20.0\n')
-    values, hists = parse(text)
-    buckets = hists["vllm:time_to_first_token_seconds_bucket"]
-    assert values == {"vllm:num_preemptions_total": 30.0, "vllm:kv_cache_usage_perc": 0.5}
-    # 20 new observations: 10 under 0.1 s, 10 in (0.1, 1.0]: p95 interpolates inside the second bucket.
-    assert quantile(0.95, {}, buckets) == pytest.approx(0.1 + 0.9 * 0.9)
-    assert quantile(0.95, buckets, buckets) is None  # no new observations: unknown, not 0
-    rows = [{"ts": 0.0, "metrics": text}, {"ts": 3.0, "metrics": text.replace(" 30.0", " 45.0")},
-            {"ts": 6.0, "error": "timeout"}, {"ts": 9.0, "metrics": text.replace(" 30.0", " 2.0")}]
-    w = window(rows, 0.0, 100.0)
-    assert "preemptions_per_s" not in w[0]["values"]  # no previous scrape: no rate
-    assert w[1]["values"]["preemptions_per_s"] == pytest.approx(5.0)
-    assert "preemptions_per_s" not in w[2]["values"]  # the counter went backwards: a restart
-    assert len(w) == 3
-
-
 @pytest.mark.parametrize("scenario", ["kv_overload", "admission_overload", "prefix_churn"])
 def test_proactive_raises_no_alarm_on_quiet_real_phases(scenario: str) -> None:
     from rlm_agent import investigate
 
-    loaded = load(scenario)
-    if loaded is None:
-        pytest.skip(f"tests/data/vllm_{scenario}.jsonl.gz not recorded yet")
-    rows, phases = loaded
+    rows, phases = load(scenario)
     quiet = [p["name"] for p in phases["phases"] if p["name"] in ("idle", "healthy", "shared_prefix", "quiet")]
     assert quiet
     for name in quiet:
