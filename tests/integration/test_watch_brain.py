@@ -120,8 +120,10 @@ async def test_a_defect_on_one_target_does_not_stop_the_others(engine: str) -> N
     out = io.StringIO()
     with serve(lambda _: b'vllm:num_requests_running{model_name="m"} 1\\n') as other:
         targets = [Target(url=engine), Target(url=other + "/metrics")]
+        # 3 s of 0.3 s cycles: room for a loaded machine to still finish four of them.
         daemon = build_daemon(settings, targets,
-                        DaemonOptions(interval_s=0.3, listen=None, duration_s=2.0, log_format="json", out=out))
+                              DaemonOptions(interval_s=0.3, listen=None, duration_s=3.0, log_format="json", out=out))
+
         class Exploding:
             def update(self, *_: object) -> None:
                 raise RuntimeError("a bug in one normaliser")
