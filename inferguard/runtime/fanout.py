@@ -107,6 +107,8 @@ class Fanout:
         if self._running:
             with anyio.move_on_after(timeout_s if math.isfinite(timeout_s) else 5.0):
                 await self._done.wait()
+        for _, _, receive in self._lanes:
+            receive.close()  # a lane never started (or cancelled) still owns its stream
         for sink in self.sinks:
             try:
                 await sink.aclose()
