@@ -343,7 +343,7 @@ def main() -> None:
         case["expect"] = json.loads((folder / "expected.json").read_text("utf-8"))
         _write(folder / "llm_recorded.json", recorded(case))
     # The recorded answers of the cases rebuilt from real recordings follow their hand-written expectations.
-    for folder in sorted(OUT.glob("timeline_*")):
+    for folder in sorted(p for p in OUT.glob("timeline_*") if p.is_dir()):
         case = {"name": folder.name, "payload": json.loads((folder / "payload.json").read_text("utf-8")),
                 "expect": json.loads((folder / "expected.json").read_text("utf-8"))}
         _write(folder / "llm_recorded.json", recorded(case))
