@@ -31,7 +31,7 @@ LLM_REASONS = (
     "no_api_key", "timeout", "refusal", "invalid_json", "invalid_answer", "empty_answer", "rate_limited",
     "server_error", "auth_failed", "connect", "http_status", "budget_exhausted", "sdk_error",
 )
-FALLBACK_REASONS = tuple(f"llm_{r}" for r in (*LLM_REASONS, "contradicted"))
+FALLBACK_REASONS = tuple(f"llm_{r}" for r in (*LLM_REASONS, "contradicted", "no_leading_indicator"))
 
 
 def fallback_reason(reason: str, detail: str = "") -> str:

@@ -228,8 +228,28 @@ QUESTIONS = {
 }
 
 
+def _skipped(answer: dict[str, Any], llm: LLMClient, reason: str, detail: str = "") -> dict[str, Any]:
+    out = copy.deepcopy(answer)
+    out["diagnosis"]["fallback_reason"] = fallback_reason(reason, detail)
+    out["llm"] = {"model": clean(llm.settings.model), "status": "skipped", "reason": reason}
+    return out
+
+
 async def investigate_llm(payload: dict[str, Any], answer: dict[str, Any], llm: LLMClient) -> dict[str, Any]:
-    """Explain each W by its own sub-call (concurrently), then combine. Falls back on any failure."""
+    """Explain each W by its own sub-call (concurrently), then combine. Falls back on any failure.
+
+    Incidents come first (docs/brain.md, "LLM budget"): the LLM is asked only when the rules found a
+    leading indicator (a proactive advisory), and only when the proactive share of the hourly budget
+    still holds every call of the investigation, so none is spent on a half-explained one."""
+    if not llm.configured:
+        return _skipped(answer, llm, "no_api_key", "GMI_API_KEY is not set")
+    if not answer["advisories"]:
+        return _skipped(answer, llm, "no_leading_indicator")
+    needed = len(QUESTIONS) + 1
+    left = llm.budget_left("proactive")
+    if left is not None and left < needed:
+        return _skipped(answer, llm, "budget_exhausted",
+                        f"proactive share: {left} of the {needed} calls an investigation needs")
     f = extract(payload)
     out = copy.deepcopy(answer)
     inv = out["investigation"]
@@ -242,7 +262,8 @@ async def investigate_llm(payload: dict[str, Any], answer: dict[str, Any], llm: 
         doc = {"question": QUESTIONS[key], "context": context, "findings": inv[key]}
         return await llm.complete_json(
             system=SUB_SYSTEM, user=f"{QUESTIONS[key]}\n<telemetry>\n{data_block(doc)}\n</telemetry>",
-            schema=SUB_SCHEMA, schema_name=key, cache_key=cache_key(key, f, doc, llm.settings.model))
+            schema=SUB_SCHEMA, schema_name=key, purpose="proactive",
+            cache_key=cache_key(key, f, doc, llm.settings.model))
 
     try:
         parts = await asyncio.gather(*(sub(k) for k in QUESTIONS))
@@ -254,7 +275,7 @@ async def investigate_llm(payload: dict[str, Any], answer: dict[str, Any], llm: 
                                       "(none, low, medium, high)", "summary (at most four sentences)"),
             user="Combine these four findings into one proactive summary.\n<telemetry>\n"
             f"{data_block(explanations)}\n</telemetry>", schema=COMBINE_SCHEMA, schema_name="combine",
-            cache_key=cache_key("combine", f, explanations, llm.settings.model))
+            purpose="proactive", cache_key=cache_key("combine", f, explanations, llm.settings.model))
     except LLMError as exc:
         out["diagnosis"]["fallback_reason"] = fallback_reason(exc.reason)
         out["llm"] = {"model": llm.settings.model, "status": "failed", "reason": exc.reason}

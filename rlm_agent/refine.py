@@ -54,16 +54,16 @@ async def refine(payload: dict[str, Any], answer: dict[str, Any], llm: LLMClient
     rules = answer["diagnosis"]
     info: dict[str, Any] = {"model": text(llm.settings.model, 200), "status": "failed"}
     doc = incident_document(payload, f, rules, redact=llm.settings.redact)
-    hits_before = llm.usage.cache_hits
+    hits_before = llm.totals.cache_hits
     try:
         claim = await llm.complete_json(
             system=SYSTEM, user=user_message(doc, "Diagnose this incident."),
-            schema=LLM_DIAGNOSIS_SCHEMA, schema_name="diagnosis",
+            schema=LLM_DIAGNOSIS_SCHEMA, schema_name="diagnosis", purpose="incident",
             cache_key=cache_key("incident", f, doc, llm.settings.model))
     except LLMError as exc:
         info["reason"] = exc.reason
         return _fallback(answer, fallback_reason(exc.reason, exc.detail), info)
-    info["cached"] = llm.usage.cache_hits > hits_before
+    info["cached"] = llm.totals.cache_hits > hits_before
     root = str(claim["root_cause"])  # the schema holds it to ROOT_CAUSES
     evidence, dropped = supported_evidence(f, list(claim.get("evidence", [])))
     info["evidence_dropped"] = dropped

@@ -60,6 +60,9 @@ class RecordedLLMServer:
         self.requests: list[dict[str, Any]] = []
         self._script: deque[Reply] = deque()
         self.default: Reply | None = None
+        # When the script is empty: the reply for a request whose response_format names this JSON schema
+        # (the brain names each: "diagnosis", "w1_trend", ..., "combine"), before ``default``.
+        self.by_schema: dict[str, Reply] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -80,10 +83,12 @@ class RecordedLLMServer:
             self._script.clear()
             self.requests.clear()
             self.default = None
+            self.by_schema = {}
 
     def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:
-            reply = self._script[0] if self._script else self.default
+            fmt_name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
+            reply = self._script[0] if self._script else self.by_schema.get(str(fmt_name), self.default)
             if reply is None:
                 return Reply(status=500, content="no scripted reply")
             fmt = (body.get("response_format") or {}).get("type")

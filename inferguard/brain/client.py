@@ -95,7 +95,7 @@ class LocalBrain:
 
     @property
     def usage(self) -> dict[str, Any] | None:
-        return None if self._llm is None else self._llm.usage.as_dict()
+        return None if self._llm is None else self._llm.usage()
 
     @property
     def refines(self) -> bool:

@@ -118,7 +118,7 @@ async def run_live(cases: list[dict[str, Any]], settings: LLMSettings) -> tuple[
         results = [score(c, await aadvise(c["payload"], llm=llm), "llm-live") for c in cases]
     finally:
         await llm.aclose()
-    return results, llm.usage.as_dict()
+    return results, llm.totals.as_dict()
 
 
 def table(results: list[Result]) -> str:

@@ -136,7 +136,7 @@ async def test_429_then_ok_is_retried(llm_server: RecordedLLMServer) -> None:
     await llm.aclose()
     assert answer["diagnosis"]["source"] == "llm"
     assert slept == [1.5, 1.0]  # Retry-After honoured, then exponential backoff
-    assert (llm.usage.calls, llm.usage.retries) == (3, 2)
+    assert (llm.totals.calls, llm.totals.retries) == (3, 2)
 
 
 async def test_retries_are_bounded(llm_server: RecordedLLMServer) -> None:
@@ -173,7 +173,7 @@ async def test_cache_and_budget_and_accounting(llm_server: RecordedLLMServer) ->
     a1 = await aadvise(p1, llm=llm)
     a2 = await aadvise(case_payload("real_vllm_kv_overload"), llm=llm)  # same fingerprint and evidence
     assert a1["llm"]["cached"] is False and a2["llm"]["cached"] is True
-    assert len(llm_server.requests) == 1 and llm.usage.cache_hits == 1
+    assert len(llm_server.requests) == 1 and llm.totals.cache_hits == 1
     p1["window"][-1]["values"]["requests_waiting"] = 38.0  # new evidence: a new call
     await aadvise(p1, llm=llm)
     p1["window"][-1]["values"]["requests_waiting"] = 37.0
@@ -182,9 +182,9 @@ async def test_cache_and_budget_and_accounting(llm_server: RecordedLLMServer) ->
     now[0] += 3600.0
     assert (await aadvise(p1, llm=llm))["diagnosis"]["source"] == "llm"
     await llm.aclose()
-    assert llm.usage.prompt_tokens > 0 and llm.usage.completion_tokens > 0
-    expected = (llm.usage.prompt_tokens * 1.0 + llm.usage.completion_tokens * 2.0) / 1e6
-    assert llm.usage.cost_usd == pytest.approx(expected)
+    assert llm.totals.prompt_tokens > 0 and llm.totals.completion_tokens > 0
+    expected = (llm.totals.prompt_tokens * 1.0 + llm.totals.completion_tokens * 2.0) / 1e6
+    assert llm.totals.cost_usd == pytest.approx(expected)
 
 
 async def test_labels_are_data_not_instructions(llm_server: RecordedLLMServer) -> None:
@@ -236,7 +236,8 @@ async def test_connection_refused_is_an_llm_error() -> None:
         url = server.base_url
     llm = LLMClient(LLMSettings(api_key=KEY, base_url=url, timeout_s=10.0))
     with pytest.raises(LLMError) as info:
-        await llm.complete_json(system="s", user="u", schema={"type": "object"}, schema_name="x")
+        await llm.complete_json(system="s", user="u", schema={"type": "object"}, schema_name="x",
+                               purpose="incident")
     await llm.aclose()
     assert info.value.reason == "connect" and KEY not in str(info.value)
 
@@ -257,7 +258,7 @@ async def test_an_unexpected_sdk_failure_is_an_llm_error(llm_server: RecordedLLM
     answer = await aadvise(case_payload("real_vllm_kv_overload"), llm=llm)
     assert answer["diagnosis"]["source"] == "rules"
     assert answer["diagnosis"]["fallback_reason"] == "llm_sdk_error: TypeError"
-    assert llm.usage.failures == 1
+    assert llm.totals.failures == 1
 
 
 async def test_a_measured_rules_diagnosis_is_not_overruled(llm_server: RecordedLLMServer) -> None:

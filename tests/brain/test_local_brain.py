@@ -43,7 +43,7 @@ async def test_local_brain_with_the_daemon_settings(llm_server: RecordedLLMServe
     usage = brain.usage
     await brain.aclose()
     assert answer["diagnosis"]["source"] == "llm"
-    assert usage is not None and usage["calls"] == 1
+    assert usage is not None and usage["incident"]["calls"] == usage["total"]["calls"] == 1
     assert llm_server.requests[0]["body"]["model"] == "m"
 
 
