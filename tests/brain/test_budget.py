@@ -107,8 +107,11 @@ async def test_proactive_calls_with_a_leading_indicator_spend_only_their_share(
     assert llm.budget_left("proactive") == 15 and llm.budget_left("incident") == 60
 
 
-async def test_a_share_of_zero_turns_proactive_llm_calls_off(llm_server: RecordedLLMServer) -> None:
-    llm = LLMClient(LLMSettings(api_key=KEY, base_url=llm_server.base_url, proactive_share=0.0))
+@pytest.mark.parametrize("limit", [60, None], ids=["budget-60", "no-budget"])
+async def test_a_share_of_zero_turns_proactive_llm_calls_off(llm_server: RecordedLLMServer,
+                                                             limit: int | None) -> None:
+    llm = LLMClient(LLMSettings(api_key=KEY, base_url=llm_server.base_url, proactive_share=0.0,
+                                max_calls_per_hour=limit))
     serve(llm_server)
     answer = await ainvestigate(proactive(T0, climbing(0)), llm=llm)
     assert answer["advisories"] and answer["diagnosis"]["source"] == "rules"  # the rules still run

@@ -55,3 +55,38 @@ def test_scanner_can_fail(tmp_path: Path) -> None:
         assert "inferguard" in _imports(probe), src
     (tmp_path / "clean.py").write_text("import json\n", "utf-8")
     assert "inferguard" not in _imports(tmp_path / "clean.py")
+
+
+def _declared() -> set[str]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    return {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in project["dependencies"]}
+
+
+def test_every_third_party_import_of_rlm_agent_is_a_declared_dependency() -> None:
+    # Seen: llm.py imported httpx2, which only the openai 3.x SDK pulls in; with an older SDK that
+    # pyproject allowed, every LLM call failed and silently fell back to the rules.
+    from importlib.metadata import packages_distributions
+
+    dists = packages_distributions()
+    declared = _declared()
+    undeclared = {}
+    for path in sorted((ROOT / "rlm_agent").rglob("*.py")):
+        for name in _imports(path) - set(sys.stdlib_module_names) - {"rlm_agent"}:
+            owners = {d.lower().replace("_", "-") for d in dists.get(name, [])}
+            if not owners & declared:
+                undeclared[name] = str(path.relative_to(ROOT))
+    assert undeclared == {}
+
+
+def test_the_dependency_check_can_fail(tmp_path: Path) -> None:
+    from importlib.metadata import packages_distributions
+
+    probe = tmp_path / "probe.py"
+    probe.write_text("import httpx2\nimport openai\n", "utf-8")
+    dists = packages_distributions()
+    names = _imports(probe) - set(sys.stdlib_module_names)
+    undeclared = {n for n in names if not {d.lower() for d in dists.get(n, ["<not installed>"])} & _declared()}
+    assert undeclared == {"httpx2"}
