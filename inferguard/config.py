@@ -62,7 +62,13 @@ class BrainSettings(BaseSettings):
     gmi_model: str = Field("openai/gpt-oss-120b", validation_alias=AliasChoices("GMI_MODEL"),
                            description="model name at that endpoint")
     llm_timeout_seconds: float = Field(20.0, gt=0, description="per LLM call")
-    llm_max_calls_per_hour: int = Field(60, ge=0, description="LLM call budget")
+    llm_max_calls_per_hour: int = Field(60, ge=0, description="LLM calls per sliding hour (retries included)")
+    llm_proactive_share: float = Field(0.25, ge=0, le=1, allow_inf_nan=False,
+                                       description="share of the LLM budget proactive calls may use; 0 = off")
+    llm_price_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                                   description="USD per million prompt tokens (LLM cost)")
+    llm_price_output_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                                    description="USD per million completion tokens (LLM cost)")
     llm_redact: bool = Field(False, description="redact hostnames, IPs and model names before the LLM sees them")
 
 

@@ -72,7 +72,10 @@ def llm_settings(obj: Any) -> Any:
     for key, names in (("base_url", ("gmi_base_url", "base_url")), ("model", ("gmi_model", "model")),
                        ("timeout_s", ("llm_timeout_seconds", "timeout_seconds", "timeout_s")),
                        ("max_calls_per_hour", ("llm_max_calls_per_hour", "max_calls_per_hour")),
-                       ("redact", ("llm_redact", "redact"))):
+                       ("redact", ("llm_redact", "redact")),
+                       ("proactive_share", ("llm_proactive_share", "proactive_share")),
+                       ("price_input_per_mtok", ("llm_price_input_per_mtok", "price_input_per_mtok")),
+                       ("price_output_per_mtok", ("llm_price_output_per_mtok", "price_output_per_mtok"))):
         value = _pick(obj, *names)
         if value is not None:
             kwargs[key] = value

@@ -153,3 +153,19 @@ async def test_background_brain_counts_failures() -> None:
     await bg.drain()
     await bg.aclose()
     assert got == [] and bg.failures == 1 and "/engine" in (bg.last_error or "")
+
+
+def test_the_daemon_settings_carry_the_llm_budget_share_and_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferguard.brain import llm_settings
+    from inferguard.config import BrainSettings
+
+    monkeypatch.setenv("GMI_API_KEY", KEY)
+    monkeypatch.setenv("INFERGUARD_LLM_PROACTIVE_SHARE", "0")
+    monkeypatch.setenv("INFERGUARD_LLM_PRICE_INPUT_PER_MTOK", "0.6")
+    monkeypatch.setenv("INFERGUARD_LLM_PRICE_OUTPUT_PER_MTOK", "2.4")
+    s = llm_settings(BrainSettings())
+    assert (s.proactive_share, s.price_input_per_mtok, s.price_output_per_mtok, s.max_calls_per_hour) == (
+        0.0, 0.6, 2.4, 60)
+    monkeypatch.setenv("INFERGUARD_LLM_PROACTIVE_SHARE", "inf")
+    with pytest.raises(ValueError, match="llm_proactive_share"):
+        BrainSettings()
