@@ -42,6 +42,7 @@ class _Narrator:
         inc = event["incident"]
         kind = str(event["event"]).removeprefix("incident.")
         mark = {"opened": "[bold red]● incident opened[/]", "updated": "[yellow]▲ incident updated[/]",
+                "reopened": "[bold red]● incident reopened[/]",
                 "resolved": "[green]✓ incident resolved[/]"}[kind]
         active = [a for a in inc["anomalies"] if a["active"]]
         detail = "; ".join(f"{a['code']}: {a['summary']}" for a in active) or "all anomalies cleared"

@@ -119,7 +119,7 @@ class Pipeline:
             scrape.target, scrape.ts, error=error, engine=engine_now)
         findings = target_findings + [f for fs in st.model_findings.values() for f in fs]
         events = self.book.update(scrape.target, scrape.ts, findings, engine=st.engine, model=st.model,
-                                  labels=st.target.labels, synthetic=st.synthetic)
+                                  labels=st.target.labels, synthetic=st.synthetic, reachable=error is None)
         return Observation(scrape.target, scrape.ts, error, st.engine, signals, findings, events)
 
     # -- read access for the runtime -------------------------------------------------------------

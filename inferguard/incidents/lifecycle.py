@@ -1,4 +1,11 @@
-"""Fold findings on one target into one incident: open → updated → resolved, with flap damping."""
+"""Fold findings on one target into one incident: open → updated → resolved, with flap damping.
+
+The policies (docs/detectors.md, "Incidents"): one incident per problem — a resolved incident reopens
+only for trouble that shares an anomaly code with it, and a target that was never reachable is an
+``endpoint_unreachable`` incident of its own; the incident's severity is the highest level its anomalies
+sustained (each anomaly's severity already has its own persistence, inferguard/detectors/persistence.py),
+so it only ever escalates; its diagnosis is the best-supported one (incidents/diagnosis.py).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from inferguard.incidents.diagnosis import adopt
 from inferguard.models import SEVERITY_RANK, Finding
 
-EventKind = Literal["opened", "updated", "resolved"]
+EventKind = Literal["opened", "updated", "reopened", "resolved"]
+# Target-level codes: they say the engine cannot be seen, not what is wrong inside it.
+_REACHABILITY = frozenset({"endpoint_unreachable", "engine_unidentified"})
 
 
 @dataclass(slots=True)
@@ -48,23 +58,42 @@ class Incident:
     quiet_streak: int = 0
     diagnosis: dict[str, Any] | None = None
     advisories: list[dict[str, Any]] = field(default_factory=list)
-    # The incident's story for a post-mortem: every diagnosis it was given, in order.
+    # The incident's story for a post-mortem: every diagnosis it was given, in order (adopted or not)...
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
+    # ...and every lifecycle event: {ts, kind, severity (the incident's, after the event), changes}.
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # Opened while its target had never answered since the watcher started: start-up, not a crash.
+    never_reachable: bool = False
+    # The anomaly codes the incident had when its present diagnosis was adopted.
+    diagnosed_codes: frozenset[str] = frozenset()
 
     def apply_diagnosis(self, ts: float, diagnosis: dict[str, Any] | None,
                         advisories: list[dict[str, Any]], source: str) -> bool:
-        """The one place a brain answer lands on an incident. True when what a person reads changed."""
+        """The one place a brain answer lands on an incident. True when what a person reads changed.
+
+        The incident keeps the best-supported diagnosis of its life (incidents/diagnosis.py); every
+        answer, adopted or not, goes into ``diagnoses``.
+        """
         if diagnosis is None:
             return False
-        changed = diagnosis != self.diagnosis or list(advisories) != self.advisories
-        self.diagnosis, self.advisories = diagnosis, list(advisories)
+        codes = frozenset(a.code for a in self.anomalies.values())
+        adopted = adopt(self.diagnosis, diagnosis, resolved=self.resolved_at is not None,
+                        new_evidence=bool(codes - self.diagnosed_codes))
+        changed = adopted and (diagnosis != self.diagnosis or list(advisories) != self.advisories)
+        if adopted:
+            self.diagnosis, self.advisories, self.diagnosed_codes = diagnosis, list(advisories), codes
         last = self.diagnoses[-1] if self.diagnoses else None
         entry = {"ts": ts, "root_cause": diagnosis.get("root_cause"), "confidence": diagnosis.get("confidence"),
-                 "source": source}
-        if last is None or (last["root_cause"], last["confidence"], last["source"]) != (
-                entry["root_cause"], entry["confidence"], entry["source"]):
+                 "source": source, "adopted": adopted}
+        if last is None or (last["root_cause"], last["confidence"], last["source"], last["adopted"]) != (
+                entry["root_cause"], entry["confidence"], entry["source"], entry["adopted"]):
             self.diagnoses.append(entry)
         return changed
+
+    def record(self, ts: float, kind: EventKind, changes: tuple[str, ...]) -> IncidentEvent:
+        """Append a lifecycle event to the incident's story and return it for the sinks."""
+        self.events.append({"ts": ts, "kind": kind, "severity": self.severity, "changes": list(changes)})
+        return IncidentEvent(kind, self, changes, ts)
 
     @property
     def status(self) -> str:
@@ -82,7 +111,8 @@ class Incident:
             "anomalies": [a.to_dict() for a in self.anomalies.values()],
             "opened_at": self.opened_at, "updated_at": self.updated_at, "resolved_at": self.resolved_at,
             "flaps": self.flaps, "diagnosis": self.diagnosis, "advisories": list(self.advisories),
-            "diagnoses": list(self.diagnoses),
+            "diagnoses": [dict(d) for d in self.diagnoses],
+            "events": [{**e, "changes": list(e["changes"])} for e in self.events],
         }
 
 
@@ -91,9 +121,16 @@ class IncidentEvent:
     kind: EventKind
     incident: Incident
     changes: tuple[str, ...] = ()
+    ts: float | None = None
+
+    @property
+    def notifies(self) -> bool:
+        """Worth telling a person: opened, reopened, resolved, or the incident's severity rose."""
+        return self.kind != "updated" or any(c.startswith("severity ") for c in self.changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": f"incident.{self.kind}", "changes": list(self.changes),
+        ts = self.incident.updated_at if self.ts is None else self.ts
+        return {"event": f"incident.{self.kind}", "ts": ts, "changes": list(self.changes),
                 "incident": self.incident.to_dict()}
 
 
@@ -111,6 +148,7 @@ class IncidentBook:
         self.reopen_within_s = reopen_within_s
         self._open: dict[str, Incident] = {}
         self._last_resolved: dict[str, Incident] = {}
+        self._reached: set[str] = set()  # targets that answered at least once
         self.history: list[Incident] = []
 
     def open_incidents(self) -> list[Incident]:
@@ -129,7 +167,12 @@ class IncidentBook:
         model: str,
         labels: Mapping[str, str] | None = None,
         synthetic: bool = False,
+        reachable: bool | None = None,
     ) -> list[IncidentEvent]:
+        """Fold one evaluation of a target. ``reachable``: did this scrape answer (None: not known)."""
+        codes = {f.code for f in findings}
+        if reachable or (reachable is None and findings and not codes & _REACHABILITY):
+            self._reached.add(target)
         inc = self._open.get(target)
         if inc is None:
             if not findings:
@@ -138,24 +181,34 @@ class IncidentBook:
         changes = self._apply(inc, ts, findings)
         if engine != "unknown":
             inc.engine = engine
+        if not inc.model:  # a start-up incident names its model once the engine answers
+            inc.model = next((f.model for f in findings if f.model), "")
         if not findings:
             inc.quiet_streak += 1
             if inc.quiet_streak >= self.resolve_after:
                 inc.resolved_at = inc.updated_at = ts
                 del self._open[target]
                 self._last_resolved[target] = inc
-                return [IncidentEvent("resolved", inc, ("all anomalies cleared",))]
+                return [inc.record(ts, "resolved", ("all anomalies cleared",))]
         else:
             inc.quiet_streak = 0
         if changes:
             inc.updated_at = ts
-            return [IncidentEvent("updated", inc, tuple(changes))]
+            return [inc.record(ts, "updated", tuple(changes))]
         return []
+
+    def _reopens(self, prev: Incident | None, ts: float, findings: list[Finding]) -> bool:
+        """Flap damping may glue the same trouble together, never different troubles."""
+        if prev is None or prev.resolved_at is None or ts - prev.resolved_at > self.reopen_within_s:
+            return False
+        if prev.never_reachable:
+            return False  # the start-up wait is its own story; whatever follows is news
+        return bool({f.code for f in findings} & {a.code for a in prev.anomalies.values()})
 
     def _open_or_reopen(self, target: str, ts: float, findings: list[Finding], engine: str, model: str,
                         labels: Mapping[str, str] | None, synthetic: bool) -> IncidentEvent:
         prev = self._last_resolved.get(target)
-        if prev is not None and prev.resolved_at is not None and ts - prev.resolved_at <= self.reopen_within_s:
+        if prev is not None and self._reopens(prev, ts, findings):
             # Flap damping: the same trouble back within minutes is the same incident, not a new page.
             prev.resolved_at = None
             prev.flaps += 1
@@ -163,19 +216,23 @@ class IncidentBook:
             self._open[target] = prev
             changes = [f"reopened (flap {prev.flaps})", *self._apply(prev, ts, findings)]
             prev.updated_at = ts
-            return IncidentEvent("updated", prev, tuple(changes))
+            return prev.record(ts, "reopened", tuple(changes))
         first_model = next((f.model for f in findings if f.model), model)
-        fp = fingerprint(target, first_model, (f.code for f in findings))
+        codes = {f.code for f in findings}
+        never_reachable = target not in self._reached and codes <= _REACHABILITY
+        if never_reachable:
+            first_model = ""  # nothing has named a model yet; do not borrow one
+        fp = fingerprint(target, first_model, codes)
         inc = Incident(id=f"inc-{fp[:10]}-{int(ts)}", fingerprint=fp, target=target, engine=engine,
                        model=first_model, opened_at=ts, updated_at=ts, labels=dict(labels or {}),
-                       synthetic=synthetic)
-        self._apply(inc, ts, findings)
+                       synthetic=synthetic, never_reachable=never_reachable)
+        self._apply(inc, ts, findings, fresh=True)
         self._open[target] = inc
         self.history.append(inc)
-        return IncidentEvent("opened", inc, tuple(f"+{c}" for c in inc.active_codes()))
+        return inc.record(ts, "opened", tuple(f"+{c}" for c in inc.active_codes()))
 
     @staticmethod
-    def _apply(inc: Incident, ts: float, findings: list[Finding]) -> list[str]:
+    def _apply(inc: Incident, ts: float, findings: list[Finding], *, fresh: bool = False) -> list[str]:
         changes: list[str] = []
         seen = set()
         for f in findings:
@@ -196,10 +253,12 @@ class IncidentBook:
                 changes.append(f"-{a.code}")
         active = [a.severity for a in inc.anomalies.values() if a.active]
         if active:
+            # Each anomaly's severity already held for its own persistence before it reached us: the
+            # incident takes the highest of them and keeps it (it escalates, it never flaps back down).
             sev = max(active, key=SEVERITY_RANK.__getitem__)
-            if sev != inc.severity:
+            if fresh:
+                inc.severity = inc.peak_severity = sev
+            elif SEVERITY_RANK[sev] > SEVERITY_RANK[inc.severity]:
                 changes.append(f"severity {inc.severity}->{sev}")
-                inc.severity = sev
-            if SEVERITY_RANK[sev] > SEVERITY_RANK[inc.peak_severity]:
-                inc.peak_severity = sev
+                inc.severity = inc.peak_severity = sev
         return changes

@@ -43,7 +43,7 @@ def test_flapping_reopens_the_same_incident() -> None:
     book.update(T, 3, [], engine="vllm-v1", model="m")
     assert first.resolved_at == 3
     ev = book.update(T, 30, [f("queue_buildup", 30)], engine="vllm-v1", model="m")
-    assert ev[0].kind == "updated" and ev[0].incident is first and first.flaps == 1
+    assert ev[0].kind == "reopened" and ev[0].incident is first and first.flaps == 1
     assert first.resolved_at is None and len(book.history) == 1
     book.update(T, 33, [], engine="vllm-v1", model="m")
     ev = book.update(T, 500, [f("queue_buildup", 500)], engine="vllm-v1", model="m")
@@ -55,3 +55,75 @@ def test_fingerprint_is_stable_and_distinct() -> None:
 
     assert fingerprint(T, "m", ["b", "a"]) == fingerprint(T, "m", ["a", "b", "a"])
     assert fingerprint(T, "m", ["a"]) != fingerprint(T + "x", "m", ["a"])
+
+
+def kinds(inc_dict: dict) -> list[str]:  # type: ignore[type-arg]
+    return [e["kind"] for e in inc_dict["events"]]
+
+
+def test_a_different_trouble_after_a_resolve_is_a_new_incident() -> None:
+    book = IncidentBook(resolve_after=1, reopen_within_s=180)
+    first = book.update(T, 0, [f("kv_pressure", 0)], engine="vllm-v1", model="m")[0].incident
+    book.update(T, 3, [], engine="vllm-v1", model="m")
+    ev = book.update(T, 30, [f("queue_buildup", 30), f("ttft_regression", 30)], engine="vllm-v1", model="m")
+    assert ev[0].kind == "opened" and ev[0].incident is not first and first.flaps == 0
+    assert ev[0].incident.opened_at == 30
+
+
+def test_shared_code_within_the_window_reopens_with_its_story() -> None:
+    book = IncidentBook(resolve_after=1, reopen_within_s=180)
+    first = book.update(T, 0, [f("queue_buildup", 0)], engine="vllm-v1", model="m")[0].incident
+    book.update(T, 3, [], engine="vllm-v1", model="m")
+    book.update(T, 30, [f("queue_buildup", 30), f("ttft_regression", 30)], engine="vllm-v1", model="m")
+    d = first.to_dict()
+    assert kinds(d) == ["opened", "resolved", "reopened"]
+    assert [e["ts"] for e in d["events"]] == [0, 3, 30]
+    assert d["events"][2]["changes"][0] == "reopened (flap 1)" and "+ttft_regression" in d["events"][2]["changes"]
+
+
+def test_start_up_unreachable_is_its_own_incident_and_never_reopens() -> None:
+    book = IncidentBook(resolve_after=1, reopen_within_s=180)
+    down = [Finding(code="endpoint_unreachable", target=T, model="", severity="critical", ts=3, summary="down")]
+    book.update(T, 0, [], engine="unknown", model="", reachable=False)
+    start = book.update(T, 3, down, engine="unknown", model="", reachable=False)[0].incident
+    assert start.never_reachable and start.model == ""
+    book.update(T, 6, [], engine="vllm-v1", model="m", reachable=True)
+    assert start.resolved_at == 6
+    # Even the same code within the window: the start-up wait is not what a later crash is.
+    again = [Finding(code="endpoint_unreachable", target=T, model="", severity="critical", ts=20, summary="down")]
+    ev = book.update(T, 20, again, engine="vllm-v1", model="m", reachable=False)
+    assert ev[0].kind == "opened" and ev[0].incident is not start
+    assert not ev[0].incident.never_reachable  # it answered before: this one is a crash
+
+
+def test_a_model_is_filled_in_when_the_findings_name_it() -> None:
+    book = IncidentBook(resolve_after=2)
+    restart = Finding(code="engine_restart", target=T, model="", severity="warning", ts=0, summary="r")
+    inc = book.update(T, 0, [restart], engine="vllm-v1", model="", reachable=True)[0].incident
+    assert inc.model == ""
+    book.update(T, 3, [restart, f("queue_buildup", 3)], engine="vllm-v1", model="m", reachable=True)
+    assert inc.model == "m"
+
+
+def test_incident_severity_only_escalates_and_events_carry_it() -> None:
+    book = IncidentBook(resolve_after=1)
+    inc = book.update(T, 0, [f("queue_buildup", 0)], engine="vllm-v1", model="m")[0].incident
+    ev = book.update(T, 3, [f("queue_buildup", 0, "critical")], engine="vllm-v1", model="m")
+    assert "severity warning->critical" in ev[0].changes and ev[0].notifies
+    ev = book.update(T, 6, [f("queue_buildup", 0, "warning")], engine="vllm-v1", model="m")
+    assert inc.severity == "critical" and not ev[0].notifies  # the anomaly calmed; the incident's story did not
+    assert ev[0].changes == ("queue_buildup: critical->warning",)
+    book.update(T, 9, [], engine="vllm-v1", model="m")
+    d = inc.to_dict()
+    assert [(e["kind"], e["severity"]) for e in d["events"]] == [
+        ("opened", "warning"), ("updated", "critical"), ("updated", "critical"), ("resolved", "critical")]
+    assert d["peak_severity"] == "critical"
+
+
+def test_event_doc_carries_its_time() -> None:
+    book = IncidentBook()
+    ev = book.update(T, 7.5, [f("kv_pressure", 7.5)], engine="vllm-v1", model="m")[0]
+    doc = ev.to_dict()
+    assert doc["event"] == "incident.opened" and doc["ts"] == 7.5
+    assert doc["incident"]["events"] == [{"ts": 7.5, "kind": "opened", "severity": "warning",
+                                          "changes": ["+kv_pressure"]}]
