@@ -163,6 +163,6 @@ class DetectorBank:
         out = []
         for code, t in st.tracks.items():
             if t.active and t.last is not None:
-                out.append(Finding(code=code, target=target, model=model, severity=t.last.severity,
+                out.append(Finding(code=code, target=target, model=model, severity=t.severity,
                                    ts=t.since, summary=t.last.summary, evidence=t.last.evidence))
         return out

@@ -12,17 +12,19 @@ class DetectorConfig:
     # with corroboration, and clearing needs the peak to fall well below (hysteresis).
     kv_threshold: float = 0.85
     kv_clear: float = 0.70
-    kv_critical: float = 0.97
+    kv_critical: float = 0.97  # "full": no free block for the next token of the batch
     kv_peak_samples: int = 3
     kv_time_to_full_warn_s: float = 120.0
     # Queue: the waiting gauge, or the window's queue-time p95 (a histogram, so it integrates the interval).
     queue_threshold: float = 8.0
-    queue_critical: float = 50.0
     queue_time_s: float = 1.0
-    queue_time_critical_s: float = 5.0
-    # Preemptions per second.
+    queue_time_critical_s: float = 5.0  # a user waits this long before the engine even starts the request
+    # Preemptions per second, judged over the trend window (a 2-scrape burst is not a storm).
     preemption_rate: float = 0.5
-    preemption_critical: float = 5.0  # a real 24-block overload preempted 5-15/s; healthy traffic never does
+    # Critical needs this share of work recomputed (preemptions per finished request) *and* user impact.
+    preemption_share_critical: float = 0.5
+    # The window rates and growth are judged over: long enough that one burst is not a trend.
+    trend_window_s: float = 30.0
     # Latency regressions against a learned baseline (TTFT_ALERT_MULTIPLIER).
     ttft_multiplier: float = 2.0
     ttft_min_s: float = 0.2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inferguard.detectors.config import DetectorConfig
+from inferguard.detectors.impact import recomputed_share, user_impact
 from inferguard.detectors.window import CLEAR, HOLD, UNKNOWN, Condition, Window, ev
 from inferguard.models import Severity
 
@@ -23,9 +24,14 @@ def queue_buildup(w: Window, cfg: DetectorConfig) -> Condition:
     by_gauge = waiting is not None and waiting >= cfg.queue_threshold
     by_time = qt is not None and qt >= cfg.queue_time_s
     if by_gauge or by_time:
-        gauge_critical = waiting is not None and waiting >= cfg.queue_critical
+        # Critical: users wait seconds before their request starts, or the queue keeps growing.
+        grew = w.growth("requests_waiting", cfg.trend_window_s)
+        growing = by_gauge and grew is not None and grew >= cfg.queue_threshold
+        if growing:
+            evidence.append(ev("requests_waiting_growth", grew, cfg.queue_threshold, ">=",
+                               f"rise over the last {cfg.trend_window_s:g}s"))
         time_critical = qt is not None and qt >= cfg.queue_time_critical_s
-        sev: Severity = "critical" if gauge_critical or time_critical else "warning"
+        sev: Severity = "critical" if growing or time_critical else "warning"
         what = f"{waiting:.0f} requests waiting" if by_gauge and waiting is not None else f"queue time p95 {qt:.2f}s"
         return Condition("fire", sev, what, tuple(evidence), integrated=time_critical)
     if (waiting is None or waiting <= cfg.queue_threshold / 2) and (qt is None or qt < cfg.queue_time_s / 2):
@@ -34,13 +40,21 @@ def queue_buildup(w: Window, cfg: DetectorConfig) -> Condition:
 
 
 def preemption_storm(w: Window, cfg: DetectorConfig) -> Condition:
-    rate = w.latest("preemptions_per_s")
+    # Judged over the trend window: a real engine running hot but coping preempts in 2/s bursts that
+    # average 0.25/s, and that is the scheduler doing its job, not a storm.
+    rate = w.rate_over("preemptions_per_s", cfg.trend_window_s)
     if rate is None:
         return UNKNOWN
-    evidence = (ev("preemptions_per_s", rate, cfg.preemption_rate, ">="),)
+    evidence = [ev("preemptions_per_s", rate, cfg.preemption_rate, ">=", f"mean over {cfg.trend_window_s:g}s")]
     if rate >= cfg.preemption_rate:
-        sev: Severity = "critical" if rate >= cfg.preemption_critical else "warning"
-        return Condition("fire", sev, f"{rate:.1f} preemptions/s", evidence, integrated=True)
+        share = recomputed_share(w, cfg)
+        impact = user_impact(w, cfg)
+        if share is not None:
+            evidence.append(ev("preemptions_per_finished_request", share if share != float("inf") else None,
+                               cfg.preemption_share_critical, ">=", "share of work recomputed"))
+        heavy = share is not None and share >= cfg.preemption_share_critical
+        sev: Severity = "critical" if heavy and impact else "warning"
+        return Condition("fire", sev, f"{rate:.1f} preemptions/s", (*evidence, *impact), integrated=True)
     if rate < cfg.preemption_rate / 4:
         return CLEAR
     return HOLD

@@ -27,6 +27,9 @@ class Condition:
     # interval: a critical level there is not a blip and may page on its first evaluation. Gauges are
     # snapshots (on a real vLLM under load they read 0 between scheduler updates) and never do.
     integrated: bool = False
+    # On a ``hold``: a leading indicator (a projection, not a level) is present. It counts toward the
+    # persistence of a firing that follows and never fires by itself.
+    lead: bool = False
 
 
 UNKNOWN = Condition("unknown")
@@ -55,6 +58,33 @@ class Window:
             if v is not None:
                 out.append(v)
         return out
+
+    def rate_over(self, name: str, seconds: float) -> float | None:
+        """A per-second rate averaged over the last ``seconds`` (time-weighted, divided by the whole span).
+
+        Each sample's rate covers the interval since the sample before it. The sum is divided by the full
+        span even when the stream is younger, so a burst at start-up is not mistaken for a sustained rate.
+        None when the latest value is unknown.
+        """
+        if not self.samples or self.latest(name) is None:
+            return None
+        start = self.samples[-1].ts - seconds
+        total = 0.0
+        for prev, cur in zip(self.samples, self.samples[1:], strict=False):
+            v = cur.values.get(name)
+            if v is None or cur.ts <= start:
+                continue
+            total += v * (cur.ts - max(prev.ts, start))
+        return total / seconds
+
+    def growth(self, name: str, seconds: float) -> float | None:
+        """How much ``name`` rose over the last ``seconds``: latest minus the lowest value in that span."""
+        now = self.latest(name)
+        if now is None:
+            return None
+        start = self.samples[-1].ts - seconds
+        span = [s.values[name] for s in self.samples if s.ts >= start and name in s.values]
+        return now - min(span)
 
     def slope(self, name: str, n: int) -> float | None:
         """Least-squares slope per second of ``name`` over the last ``n`` samples; None if < 3 points."""
