@@ -145,7 +145,8 @@ def rule_kv_exhaustion(f: Features) -> Candidate | None:
     pre, ret = f.mean("preemptions_per_s"), f.mean("retractions_per_s")
     evicting = preempting(f)
     full = kv_peak is not None and kv_peak >= KV_FULL
-    if not full and not evicting:
+    tte = imminent_exhaustion(f)
+    if not full and not evicting and tte is None:
         return None
     evidence = []
     if kv is not None and kv.max >= (kv_peak or 0.0):
@@ -153,6 +154,10 @@ def rule_kv_exhaustion(f: Features) -> Candidate | None:
     elif kv_peak is not None:
         evidence.append(ev("kv_usage", kv_peak, "KV-cache usage when the detector fired"))
     score = 0.35 if full else 0.3
+    if tte is not None:
+        # Near full and still climbing: the leading indicator names the cause before the wall is hit.
+        evidence.append(ev("kv_time_to_full_s", tte, "seconds until the KV cache is full at the present slope"))
+        score += 0.15 if full else 0.2
     if pre is not None and pre >= PREEMPT_ANY:
         evidence.append(ev("preemptions_per_s", pre, "mean preemptions per second over the window"))
         score += 0.35 if pre >= PREEMPT_STORM else 0.2
@@ -180,7 +185,26 @@ def rule_kv_exhaustion(f: Features) -> Candidate | None:
     if not evicting:
         summary = (f"KV usage reaches {kv_peak:.2f}; nothing is preempted yet, but new requests wait for "
                    "free blocks.")
+    if not evicting and tte is not None:
+        summary = (f"KV usage reaches {kv_peak or 0.0:.2f} and is still climbing (full in about {tte:.0f} s): "
+                   "KV-cache exhaustion is imminent; nothing is preempted yet.")
     return Candidate("kv_cache_exhaustion", min(score, 0.95), summary, evidence, complete=complete)
+
+
+def imminent_exhaustion(f: Features) -> float | None:
+    """Seconds until the KV cache is full when it is near full (>= KV_HIGH) and climbing, else None.
+
+    From the detector's own projection when it gave one, else from the window's least-squares slope."""
+    projected = f.evidence_values.get("kv_time_to_full_s")
+    kv = f.get("kv_usage")
+    if kv is None or kv.max < KV_HIGH:
+        return None
+    if projected:
+        return min(projected)
+    slope = kv.slope
+    if slope is None or slope <= 0 or kv.latest < KV_HIGH or kv.latest >= 1.0:
+        return None
+    return (1.0 - kv.latest) / slope
 
 
 def queue_evidence(f: Features) -> list[dict[str, Any]]:
@@ -300,8 +324,10 @@ def rule_decode(f: Features) -> Candidate | None:
     if itl is None and "itl_regression" not in f.seen and not collapsed:
         return None
     kv = f.incident_peak("kv_usage")
-    if ((kv is not None and kv >= KV_FULL) or preempting(f)) and not collapsed:
-        return None
+    kv_wall = (kv is not None and kv >= KV_FULL) or preempting(f) or (
+        "kv_pressure" in f.active and kv is not None and kv >= KV_HIGH)
+    if kv_wall and not collapsed:
+        return None  # slow decode beside a full KV cache is the cache's symptom; its rule decides
     evidence = []
     signal = "itl_p95_s" if f.get("itl_p95_s") is not None else "itl_p50_s"
     if f.get(signal) is not None:
