@@ -5,8 +5,10 @@
 For every real-vLLM timeline in tests/data (recorded on this CPU; the phases file gives the onset),
 report the time from onset to the first alert for InferGuard (a replay of the very pipeline `watch`
 runs) and for each rule, evaluated with Prometheus semantics (benchmarks/promrules.py) over the very
-same scrapes. Then false alerts per hour of healthy traffic: the quiet phases of the real recordings,
-plus a long healthy run of the simulator (synthetic, marked so) scraped like a real target.
+same scrapes. Beside each delay, what a person would be told: the notifications-worth events of every
+incident (opened, reopened, escalated, resolved; ``IncidentEvent.notifies``) and all its lifecycle
+events. Then false alerts per hour of healthy traffic: the quiet phases of the real recordings, plus a
+long healthy run of the simulator (synthetic, marked so) scraped like a real target.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 RULES = [*VLLM_RULES, *LLMD_RULES, *CORRECTED]
 NAMES = {r.metric for r in RULES}
 ONSET_PHASE = {"vllm_kv_overload": "overload", "vllm_admission_overload": "overload",
-               "vllm_engine_restart": "down", "vllm_prefix_churn": "random"}
-QUIET_PHASES = ("idle", "healthy", "shared_prefix", "healthy_after", "quiet", "recovery")
+               "vllm_engine_restart": "down", "vllm_prefix_churn": "random", "vllm_startup_admission": "overload",
+               "vllm_admission_drain": "overload", "vllm_busy_then_hot": "hot_coping"}
+QUIET_PHASES = ("idle", "healthy", "shared_prefix", "healthy_after", "quiet", "recovery", "busy_healthy")
 
 
 def series_of(scrapes: list[Scrape]) -> dict[str, Series]:
@@ -50,16 +53,46 @@ def series_of(scrapes: list[Scrape]) -> dict[str, Series]:
     return out
 
 
-def inferguard_alerts(scrapes: list[Scrape]) -> list[float]:
+def inferguard_incidents(scrapes: list[Scrape]) -> list[dict[str, Any]]:
     incidents = asyncio.run(replay_scrapes(scrapes, Settings.load(env_file=None)))
-    return sorted(i["opened_at"] for i in incidents)
+    return sorted(incidents, key=lambda d: d["opened_at"])
+
+
+def inferguard_alerts(scrapes: list[Scrape]) -> list[float]:
+    return [d["opened_at"] for d in inferguard_incidents(scrapes)]
+
+
+def notifications(incident: dict[str, Any]) -> dict[str, int]:
+    """Count an incident's lifecycle events the way IncidentEvent.notifies judges them."""
+    out = {"opened": 0, "reopened": 0, "escalated": 0, "resolved": 0, "events": len(incident["events"])}
+    for e in incident["events"]:
+        if e["kind"] == "updated":
+            out["escalated"] += any(c.startswith("severity ") for c in e["changes"])
+        else:
+            out[e["kind"]] += 1
+    out["notifications"] = out["opened"] + out["reopened"] + out["escalated"] + out["resolved"]
+    return out
+
+
+def notification_table(rows: list[tuple[str, list[dict[str, Any]], float]]) -> None:
+    print("## what a person is told, per incident\n")
+    print("| timeline | incident codes | opened after onset | severity | notifications (open / reopen / "
+          "escalate / resolve) | all lifecycle events |")
+    print("|---|---|---|---|---|---|")
+    for name, incidents, onset in rows:
+        for d in incidents:
+            n = notifications(d)
+            print(f"| {name} | {', '.join(d['codes'])} | {d['opened_at'] - onset:+.1f}s | {d['severity']} | "
+                  f"**{n['notifications']}** ({n['opened']} / {n['reopened']} / {n['escalated']} / "
+                  f"{n['resolved']}) | {n['events']} |")
+    print()
 
 
 def fmt(delay: float | None) -> str:
     return "never" if delay is None else f"{delay:7.1f}s"
 
 
-def detection_table() -> list[tuple[str, float, float]]:
+def detection_table(lifecycles: list[tuple[str, list[dict[str, Any]], float]]) -> list[tuple[str, float, float]]:
     quiet: list[tuple[str, float, float]] = []
     print("\n## time from onset to first alert (real vLLM on this CPU)\n")
     for path in sorted(DATA.glob("vllm_*.jsonl.gz")):
@@ -78,6 +111,7 @@ def detection_table() -> list[tuple[str, float, float]]:
         lasted = phases[ONSET_PHASE[name]]["end"] - onset
         print(f"### {name} (real; scrape interval {meta['interval_s']:g}s; the fault lasted {lasted:.0f}s)\n")
         compare(scrapes, onset, start, end)
+        lifecycles.append((name, inferguard_incidents(scrapes), onset))
     return quiet
 
 
@@ -155,6 +189,8 @@ def false_alerts(quiet: list[tuple[str, float, float]], healthy_minutes: float) 
             rules_real += sum(len(list(firings(r, series.get(r.metric, []), a, b))) for r in RULES)
     print(f"| real vLLM, idle + healthy phases | {hours_real:.3f} | {ours_real} | "
           f"{ours_real / hours_real if hours_real else 0:.1f} | {rules_real} |")
+    if healthy_minutes <= 0:
+        return
     t0 = time.monotonic()
     sim, _ = asyncio.run(simulated([("healthy", healthy_minutes)]))
     hours = (sim[-1].ts - sim[0].ts) / 3600
@@ -165,22 +201,28 @@ def false_alerts(quiet: list[tuple[str, float, float]], healthy_minutes: float) 
     print(f"\n(simulated {healthy_minutes:g} min in {time.monotonic() - t0:.0f} s of wall time)")
 
 
-def long_overload(minutes: float) -> None:
+def long_overload(minutes: float, lifecycles: list[tuple[str, list[dict[str, Any]], float]]) -> None:
     """The real overloads lasted ~75 s, shorter than every rule's `for:`; a long one is simulated here."""
     script = [("healthy", 5.0), ("kv_pressure", minutes), ("healthy", 5.0)]
     scrapes, starts = asyncio.run(simulated(script))
     print(f"### simulator kv_pressure for {minutes:g} min (synthetic; 5 s scrapes)\n")
     compare(scrapes, starts["kv_pressure"], scrapes[0].ts, scrapes[-1].ts)
+    lifecycles.append((f"simulator kv_pressure {minutes:g} min", inferguard_incidents(scrapes),
+                       starts["kv_pressure"]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--healthy-minutes", type=float, default=60.0)
     ap.add_argument("--overload-minutes", type=float, default=15.0)
+    ap.add_argument("--only-real", action="store_true", help="skip the simulator runs (no wall-clock wait)")
     args = ap.parse_args()
-    quiet = detection_table()
-    long_overload(args.overload_minutes)
-    false_alerts(quiet, args.healthy_minutes)
+    lifecycles: list[tuple[str, list[dict[str, Any]], float]] = []
+    quiet = detection_table(lifecycles)
+    if not args.only_real:
+        long_overload(args.overload_minutes, lifecycles)
+    notification_table(lifecycles)
+    false_alerts(quiet, 0.0 if args.only_real else args.healthy_minutes)
 
 
 if __name__ == "__main__":

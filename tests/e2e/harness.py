@@ -297,11 +297,14 @@ async def run_load(
     seed: int = 0,
     request_timeout: float = 600.0,
     stop: asyncio.Event | None = None,
+    stop_new: asyncio.Event | None = None,
 ) -> LoadResult:
     """N concurrent clients posting /v1/completions until duration_s (or max_requests) is reached.
 
     Stops by itself (or when ``stop`` is set): at the time bound the in-flight requests are cancelled
     (the engine aborts them when the connection closes), so a phase's load does not leak into the next.
+    Once ``stop_new`` is set, clients send nothing new and return when their request in flight is done:
+    the engine drains its queue as it would when traffic falls away.
     """
     result = LoadResult()
     budget = [max_requests if max_requests is not None else -1]
@@ -309,7 +312,7 @@ async def run_load(
 
     async def client(i: int, http: httpx.AsyncClient) -> None:
         rng = random.Random(seed * 1000 + i)
-        while budget[0] != 0:
+        while budget[0] != 0 and not (stop_new is not None and stop_new.is_set()):
             if budget[0] > 0:
                 budget[0] -= 1
             body = {"model": "tiny", "prompt": prompt(rng), "max_tokens": max_tokens, "ignore_eos": True}
@@ -435,6 +438,9 @@ class Phase:
     seconds: float
     load: Load | None = None
     kill: bool = False  # kill -9 the engine 2 s into this phase's load; the phase lasts until it is back
+    # After ``seconds`` stop sending new requests and let those in flight finish (at most drain_s): a
+    # "<name>_drain" phase marks the engine working off its queue.
+    drain_s: float = 0.0
 
 
 @dataclass
@@ -462,11 +468,12 @@ async def run_phases(
         log(f"{ph.name} ({ph.seconds:.0f}s) load={ph.load}")
         back = asyncio.Event()  # set when a killed engine answers /health again
         load_task = None
+        stop_new = asyncio.Event()
         if ph.load is not None:
             load_task = asyncio.create_task(run_load(
                 server.base_url, clients=ph.load.clients, max_tokens=ph.load.max_tokens,
-                prompt=ph.load.maker(words), duration_s=ph.seconds or 3600.0, seed=i,
-                stop=back if ph.kill else None,
+                prompt=ph.load.maker(words), duration_s=(ph.seconds or 3600.0) + ph.drain_s, seed=i,
+                stop=back if ph.kill else None, stop_new=stop_new if ph.drain_s else None,
             ))  # fmt: skip
         start = clock()
         if ph.kill:
@@ -481,6 +488,10 @@ async def run_phases(
                 back.set()
         elif ph.seconds:
             await asyncio.sleep(ph.seconds)
+        if ph.drain_s and load_task is not None:
+            stop_new.set()
+            marks.append(PhaseMark(ph.name, start, clock()))
+            start, ph = clock(), Phase(ph.name + "_drain", 0, ph.load)
         if load_task is not None and ph.load is not None:
             loads[ph.name] = {**ph.load.__dict__, **(await load_task).as_dict()}
         marks.append(PhaseMark(ph.name, start, clock()))

@@ -1,0 +1,73 @@
+"""What a person is told, on real-vLLM recordings held out from tuning (docs/detectors.md, "Recordings").
+
+These recordings (tests/data, recorded by scripts/record_vllm_timelines.py) were made after the
+severity, reopen and diagnosis policies were written from their meaning, and no threshold was fitted to
+them. Each test reads an incident's story from its ``events`` and ``diagnoses``, as a post-mortem would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferguard.brain import rules_advisor
+from inferguard.pipeline import Pipeline
+from inferguard.sources.timeline import read_timeline
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def load(name: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]], list[float], float]:
+    path = DATA / f"{name}.jsonl.gz"
+    if not path.exists():
+        pytest.skip(f"{path.name} not recorded")
+    meta = json.loads((DATA / f"{name}.phases.json").read_text())
+    pipeline = Pipeline(advisor=rules_advisor)
+    times = []
+    for scrape in read_timeline(path):
+        pipeline.observe(scrape)
+        times.append(scrape.ts)
+    incidents = [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: i.opened_at)]
+    return incidents, {p["name"]: p for p in meta["phases"]}, times, float(meta["interval_s"])
+
+
+def notifications(inc: dict[str, Any]) -> list[str]:
+    """The events worth telling a person: opened, reopened, resolved, and escalations."""
+    return [e["kind"] if e["kind"] != "updated" else "escalated" for e in inc["events"]
+            if e["kind"] != "updated" or any(c.startswith("severity ") for c in e["changes"])]
+
+
+def within_two_scrapes(ts: float, onset: float, times: list[float]) -> bool:
+    after = [t for t in times if t >= onset]
+    return onset <= ts <= after[1]
+
+
+def test_start_up_then_a_different_overload_is_two_incidents() -> None:
+    incidents, ph, times, interval = load("vllm_startup_admission")
+    assert len(incidents) == 2, [(i["codes"], i["opened_at"]) for i in incidents]
+    start, overload = incidents
+    # The start-up wait: unreachable of its own, no model borrowed, over once the engine answers.
+    assert start["codes"] == ["endpoint_unreachable"] and start["model"] == ""
+    assert start["diagnosis"]["root_cause"] == "engine_down"
+    assert ph["startup"]["start"] <= start["opened_at"] <= ph["startup"]["start"] + 2 * interval
+    assert ph["healthy"]["start"] <= start["resolved_at"] <= ph["healthy"]["start"] + 3 * interval
+    # The overload is news: its own opening, model and diagnosis, never a flap of the start-up.
+    assert overload["flaps"] == 0 and start["flaps"] == 0
+    assert within_two_scrapes(overload["opened_at"], ph["overload"]["start"], times)
+    assert overload["model"] == "tiny"
+    assert {"queue_buildup", "ttft_regression"} <= set(overload["codes"])
+    assert not {"kv_pressure", "preemption_storm", "endpoint_unreachable"} & set(overload["codes"])
+    # The right diagnosis on the first message, made at the opening scrape, with its advisory.
+    first = overload["diagnoses"][0]
+    assert (first["ts"], first["root_cause"], first["adopted"]) == (overload["opened_at"], "admission_overload", True)
+    assert overload["diagnosis"]["root_cause"] == "admission_overload"
+    assert "raise_batch_capacity" in [a["action"] for a in overload["advisories"]]
+    # Resolved once the queue is gone, and told in a handful of notifications.
+    rec = ph["recovery"]
+    assert rec["start"] <= overload["resolved_at"] <= rec["start"] + 10 * interval
+    assert notifications(overload)[0] == "opened" and notifications(overload)[-1] == "resolved"
+    assert notifications(overload).count("escalated") <= 1 and len(notifications(overload)) <= 3
+    assert len(overload["events"]) <= 8  # not one event per scrape (the overload lasted 20 scrapes)
