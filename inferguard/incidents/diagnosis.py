@@ -39,6 +39,8 @@ def adopt(current: Mapping[str, Any] | None, new: Mapping[str, Any], *, resolved
     if resolved:
         return False  # after the fact there is no new evidence, only the tail
     if new_cause == cur_cause:
-        # The same cause, re-measured: keep the reading at its best support (the incident's peak).
-        return _confidence(new) >= _confidence(current)
+        # The same cause, re-measured: keep the reading at its best support (the incident's peak). An LLM
+        # explaining the cause the rules named (checked against the evidence) is a refinement, not a rival.
+        refined = new.get("source") == "llm" and current.get("source") != "llm"
+        return refined or _confidence(new) >= _confidence(current)
     return new_evidence or _confidence(new) > _confidence(current)

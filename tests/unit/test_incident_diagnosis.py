@@ -74,3 +74,12 @@ def test_a_new_anomaly_is_new_evidence_even_at_lower_confidence() -> None:
     assert inc.diagnosis is not None and inc.diagnosis["root_cause"] == "engine_restarted"
     # ...but only once: the same codes later are no longer news.
     assert not inc.apply_diagnosis(6, d("prefill_bottleneck", 0.5), [], "rules")
+
+
+def test_an_llm_explaining_the_same_cause_refines_it() -> None:
+    _, inc = incident()
+    inc.apply_diagnosis(0, {**d("kv_cache_exhaustion", 0.95), "source": "rules"}, [], "rules")
+    assert inc.apply_diagnosis(2, {**d("kv_cache_exhaustion", 0.8), "source": "llm"}, [], "llm")
+    assert inc.diagnosis is not None and inc.diagnosis["source"] == "llm"
+    # ...and a later, weaker rules reading of the same cause does not undo it.
+    assert not inc.apply_diagnosis(4, {**d("kv_cache_exhaustion", 0.7), "source": "rules"}, [], "rules")
