@@ -112,6 +112,7 @@ async def drive(name: str, sc: Scenario, out_dir: Path, interval: float) -> dict
     server = VllmServer(
         py, model, num_gpu_blocks=sc.blocks, max_num_seqs=sc.max_num_seqs, prefix_caching=sc.prefix_caching,
         log_path=Path(f"/tmp/inferguard-record-{name}.log"),
+        ready_timeout=900.0,  # start-up compiles for minutes when the two cores are shared
     )  # fmt: skip
     stop = asyncio.Event()
     startup: list[PhaseMark] = []

@@ -30,15 +30,17 @@ def user_impact(w: Window, cfg: DetectorConfig) -> tuple[Evidence, ...]:
     return tuple(out)
 
 
-def recomputed_share(w: Window, cfg: DetectorConfig) -> float | None:
-    """Preemptions per finished request over the trend window: the share of work done twice.
+def recomputed_share(w: Window) -> float | None:
+    """Preemptions per finished request in the latest interval: the share of work being done twice.
 
     vLLM V1 preempts by recompute: a preempted request's prefill and generated tokens are thrown away
     and redone. At one preemption per two finished requests, half the requests run (at least) twice.
-    None when either rate is unknown.
+    The present interval, not the trend window: whether the storm is sustained is the window's question
+    (``preemption_storm`` asks it), how much work is being thrown away *now* is this one, and a window
+    reaching back into healthy traffic would dilute it. None when either rate is unknown.
     """
-    preempt = w.rate_over("preemptions_per_s", cfg.trend_window_s)
-    finished = w.rate_over("requests_finished_per_s", cfg.trend_window_s)
+    preempt = w.latest("preemptions_per_s")
+    finished = w.latest("requests_finished_per_s")
     if preempt is None or finished is None:
         return None
     if finished <= 0:

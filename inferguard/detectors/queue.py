@@ -47,7 +47,7 @@ def preemption_storm(w: Window, cfg: DetectorConfig) -> Condition:
         return UNKNOWN
     evidence = [ev("preemptions_per_s", rate, cfg.preemption_rate, ">=", f"mean over {cfg.trend_window_s:g}s")]
     if rate >= cfg.preemption_rate:
-        share = recomputed_share(w, cfg)
+        share = recomputed_share(w)
         impact = user_impact(w, cfg)
         if share is not None:
             evidence.append(ev("preemptions_per_finished_request", share if share != float("inf") else None,

@@ -156,18 +156,29 @@ def test_admission_overload_is_queueing_not_kv(engines: EnginePool, words: list[
         Phase("overload", 60, Load(30, 100, "words:20")),
         Phase("recovery", 30),
     ]
-    watch, ph = drive(server, phases, words, tmp_path)
+    watch, ph = drive(server, phases, words, tmp_path, tail_s=15)
     events = incident_events(watch)
     story = watch.describe()
+    onset = ph["overload"].start
 
-    early = [i for i in opened(events) if i["opened_at"] < ph["overload"].start]
+    early = [i for i in opened(events) if i["opened_at"] < onset]
     assert not early, f"incident opened while idle/healthy: {[i['codes'] for i in early]}\n{story}"
-    during = [e for e in events if e["incident"]["opened_at"] >= ph["overload"].start]
+    during = [e for e in events if e["incident"]["opened_at"] >= onset]
     assert {"queue_buildup", "ttft_regression"} <= codes_of(during), f"codes {codes_of(during)}\n{story}"
     assert not {"kv_pressure", "preemption_storm"} & codes_of(events), f"KV blamed\n{story}"
+    seen = first_seen(events, "queue_buildup")
+    assert seen is not None and seen - onset <= 2 * INTERVAL + JITTER_S, (
+        f"queue_buildup {None if seen is None else round(seen - onset, 1)}s after the onset\n{story}")
     incident = opened(during)[0]
+    assert incident["diagnosis"]["root_cause"] == "admission_overload", f"first message wrong\n{story}"
     cause = latest_root_cause(events, incident["id"], ph["overload"].end)
     assert cause == "admission_overload", f"diagnosis {cause!r}\n{story}"
+    # Resolved within the recovery (plus the tail the daemon keeps watching), cause unchanged by the drain.
+    resolved = [e["incident"] for e in events
+                if e["event"] == "incident.resolved" and e["incident"]["id"] == incident["id"]]
+    assert resolved, f"not resolved after recovery\n{story}"
+    assert resolved[0]["resolved_at"] <= ph["recovery"].end + 15, f"resolved late\n{story}"
+    assert resolved[0]["diagnosis"]["root_cause"] == "admission_overload", f"the tail rewrote it\n{story}"
 
 
 # --- 3. Prefix-cache churn -------------------------------------------------------------------------
@@ -187,8 +198,13 @@ def test_prefix_cache_churn_is_a_regression(engines: EnginePool, words: list[str
 
     seen = first_seen(events, "prefix_cache_regression")
     assert seen is not None, f"prefix_cache_regression never detected\n{story}"
-    assert ph["random"].start <= seen <= ph["random"].end, (
+    assert ph["random"].start <= seen <= ph["random"].start + 2 * INTERVAL + JITTER_S, (
         f"prefix_cache_regression at {seen - ph['random'].start:+.1f}s from the churn onset\n{story}")
+    # Re-prefilling uncached prompts may slow the first token; nothing else is wrong with this engine.
+    spurious = codes_of(events) - {"prefix_cache_regression", "ttft_regression"}
+    assert not spurious, f"spurious anomalies: {spurious}\n{story}"
+    incident = opened(events)[0]
+    assert incident["diagnosis"]["root_cause"] == "prefix_cache_thrash", f"diagnosis\n{story}"
 
 
 # --- 4. Engine killed and restarted ----------------------------------------------------------------
@@ -212,7 +228,11 @@ def test_engine_crash_and_restart(engines: EnginePool, words: list[str], tmp_pat
     assert down.start <= unreachable <= down.end, f"unreachable at {unreachable - down.start:+.1f}s\n{story}"
     restart = first_seen(events, "engine_restart")
     assert restart is not None, f"engine_restart never raised\n{story}"
-    assert restart >= back.start - INTERVAL, f"restart at {restart - back.start:+.1f}s\n{story}"
+    # Seen on the first scrape that answers again (the engine is back when /health answers).
+    assert back.start - INTERVAL <= restart <= back.start + 2 * INTERVAL + JITTER_S, (
+        f"restart at {restart - back.start:+.1f}s\n{story}")
+    cause = latest_root_cause(events, opened(events)[0]["id"], back.end)
+    assert cause == "engine_restarted", f"diagnosis {cause!r}\n{story}"
 
     spurious = codes_of(events) - {"endpoint_unreachable", "engine_restart"}
     assert not spurious, f"spurious anomalies around the restart: {spurious}\n{story}"

@@ -93,6 +93,9 @@ def test_watch_detects_reports_resolves_and_stops_cleanly(engine: tuple[Engine, 
         assert "inferguard_loop_lag_seconds_bucket" in own and "inferguard_scrapes_total" in own
         api = httpx.get(f"http://127.0.0.1:{port}/api/incidents?status=open", timeout=5).json()
         assert [i["id"] for i in api["incidents"]] == [opened["id"]]
+        story = api["incidents"][0]  # the API carries the incident's lifecycle and diagnosis history
+        assert story["events"][0]["kind"] == "opened" and story["events"][0]["ts"] == opened["opened_at"]
+        assert story["diagnoses"][0]["root_cause"] == "kv_cache_exhaustion"
 
         state.phase = "healthy"
         resolved = wait_for("incident.resolved")["incident"]
