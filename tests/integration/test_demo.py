@@ -18,6 +18,8 @@ async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident() -> N
     assert "kv_pressure" in inc["codes"] and inc["resolved_at"] is not None
     assert inc["synthetic"] is True
     assert inc["diagnosis"]["root_cause"] == "kv_cache_exhaustion"
+    assert inc["diagnoses"][0]["root_cause"] == "kv_cache_exhaustion"  # right on the first message
+    assert inc["diagnoses"][0]["ts"] == inc["opened_at"]
     assert inc["diagnosis"]["claim_status"] == "synthetic"
     assert {"throttle_concurrency"} <= {a["action"] for a in inc["advisories"]}
     text = out.getvalue()
