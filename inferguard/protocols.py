@@ -3,7 +3,7 @@
 Everything that leaves the pipeline travels as plain JSON-able documents — the very dicts the JSON log
 lines and the API carry — so sinks, stores, probes and actuators never import a stage:
 
-``EventDoc``      ``{"event": "incident.opened|updated|resolved", "ts": float, "changes": [str, ...],
+``EventDoc``      ``{"event": "incident.opened|updated|reopened|resolved", "ts": float, "changes": [str, ...],
                   "incident": IncidentDoc}`` (``IncidentEvent.to_dict()``)
 ``IncidentDoc``   ``Incident.to_dict()``: id, fingerprint, target, engine, model, severity, status,
                   anomalies, opened_at, resolved_at, diagnosis, advisories, events, diagnoses, ...

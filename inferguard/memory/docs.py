@@ -11,7 +11,7 @@ from typing import Any
 
 from inferguard.models import ANOMALY_CODES, ENGINES
 
-EVENT_KINDS = ("incident.opened", "incident.updated", "incident.resolved")
+EVENT_KINDS = ("incident.opened", "incident.updated", "incident.reopened", "incident.resolved")
 
 # Signal levels at the peak that go into the fingerprint, each squashed to about 0-1 so no one
 # signal's unit dominates the cosine: ratios as they are, counts and rates through log1p/scale.

@@ -44,6 +44,9 @@ def test_flapping_reopens_the_same_incident() -> None:
     assert first.resolved_at == 3
     ev = book.update(T, 30, [f("queue_buildup", 30)], engine="vllm-v1", model="m")
     assert ev[0].kind == "reopened" and ev[0].incident is first and first.flaps == 1
+    from inferguard.memory.docs import check_event
+
+    assert check_event(ev[0].to_dict())[0] == "incident.reopened"  # the incident memory takes it
     assert first.resolved_at is None and len(book.history) == 1
     book.update(T, 33, [], engine="vllm-v1", model="m")
     ev = book.update(T, 500, [f("queue_buildup", 500)], engine="vllm-v1", model="m")
