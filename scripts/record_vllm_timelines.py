@@ -3,7 +3,7 @@
     python scripts/record_vllm_timelines.py [SCENARIO ...] [--interval 3] [--out tests/data] [--check]
 
 Scenarios: kv_overload, admission_overload, engine_restart, prefix_churn, startup_admission, busy_then_hot,
-admission_drain (default: all). Each starts a
+admission_drain, hot_preempting (default: all). Each starts a
 fresh tiny-Llama vLLM on loopback (tests/e2e/harness.py), records /metrics every INTERVAL seconds while it
 drives the phases, and writes the phases file with the real phase boundaries so tests know the onsets.
 ``--check FILE...`` prints per-scrape KV usage, queue, running, preemptions and prefix hits of recordings.
@@ -96,6 +96,13 @@ SCENARIOS: dict[str, Scenario] = {
         Phase("busy_healthy", 60, Load(2, 260, "words:20")),
         Phase("hot_coping", 75, Load(3, 300, "words:20")),
         Phase("quiet", 20),
+    )),
+    # Three long requests on a 768-token cache outgrow it (3 x ~15 blocks of 24): vLLM preempts one and
+    # readmits it, again and again, while --max-num-seqs 3 keeps a queue from forming.
+    "hot_preempting": Scenario(24, 3, False, (
+        Phase("idle", 6),
+        Phase("hot_coping", 150, Load(3, 440, "words:20")),
+        Phase("quiet", 15),
     )),
 }  # fmt: skip
 

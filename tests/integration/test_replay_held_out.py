@@ -68,3 +68,21 @@ def test_start_up_then_a_different_overload_is_two_incidents() -> None:
     assert notifications(overload).count("escalated") <= 1 and len(notifications(overload)) <= 3
     assert len(overload["events"]) <= 8  # not one event per scrape (the overload lasted 20 scrapes)
 
+
+def test_busy_but_healthy_opens_nothing_and_hot_but_coping_is_a_warning() -> None:
+    incidents, ph, _, _ = load("vllm_busy_then_hot")
+    busy, hot = ph["busy_healthy"], ph["hot_coping"]
+    # KV climbing with every burst of long requests, never past the threshold: no incident, forecast or not.
+    early = [(i["codes"], round(i["opened_at"] - busy["start"])) for i in incidents if i["opened_at"] < hot["start"]]
+    assert early == []
+    # Preempting in bursts with no queue and latency flat: efficient use of the GPU, a warning at most.
+    codes = set().union(*(set(i["codes"]) for i in incidents)) if incidents else set()
+    assert not {"preemption_storm", "queue_buildup"} & codes, codes
+    assert all(i["severity"] == "warning" for i in incidents), [(i["codes"], i["severity"]) for i in incidents]
+    assert len(incidents) <= 1  # KV swinging 0.3-1.0 is one story, not a string of pages
+    for inc in incidents:
+        assert [n for n in notifications(inc) if n == "escalated"] == []
+        # The first message names the cause the anomaly implies, from the window that opened it.
+        first = inc["diagnoses"][0]
+        assert (first["ts"], first["root_cause"]) == (inc["opened_at"], "kv_cache_exhaustion")
+
