@@ -30,7 +30,14 @@ def queue_buildup(w: Window, cfg: DetectorConfig) -> Condition:
         if growing:
             evidence.append(ev("requests_waiting_growth", grew, cfg.queue_threshold, ">=",
                                f"rise over the last {cfg.trend_window_s:g}s"))
-        time_critical = qt is not None and qt >= cfg.queue_time_critical_s
+        # The queue-time histogram only has observations in intervals where a request left the queue; in
+        # the others the wait is unknown, not short. While the gauge still shows the queue, the newest
+        # measurement within the trend window stands (unknown is not evidence of calm).
+        measured = qt if qt is not None or not by_gauge else w.last_known("queue_time_p95_s", cfg.trend_window_s)
+        time_critical = measured is not None and measured >= cfg.queue_time_critical_s
+        if time_critical and qt is None:
+            evidence.append(ev("queue_time_p95_s", measured, cfg.queue_time_critical_s, ">=",
+                               "newest measurement in the trend window"))
         sev: Severity = "critical" if growing or time_critical else "warning"
         what = f"{waiting:.0f} requests waiting" if by_gauge and waiting is not None else f"queue time p95 {qt:.2f}s"
         return Condition("fire", sev, what, tuple(evidence), integrated=time_critical)

@@ -77,6 +77,17 @@ class Window:
             total += v * (cur.ts - max(prev.ts, start))
         return total / seconds
 
+    def last_known(self, name: str, seconds: float) -> float | None:
+        """The newest known value of ``name`` within the last ``seconds`` (None if none is)."""
+        start = self.samples[-1].ts - seconds if self.samples else 0.0
+        for s in reversed(self.samples):
+            if s.ts < start:
+                break
+            v = s.values.get(name)
+            if v is not None:
+                return v
+        return None
+
     def growth(self, name: str, seconds: float) -> float | None:
         """How much ``name`` rose over the last ``seconds``: latest minus the lowest value in that span."""
         now = self.latest(name)

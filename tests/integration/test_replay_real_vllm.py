@@ -152,3 +152,36 @@ def test_no_proactive_advice_while_idle_or_healthy(sc: Scenario) -> None:
         result = anyio.run(answer, payload)
         nagging += [(round(scrape.ts - onset), a["action"]) for a in result["advisories"]]
     assert nagging == []
+
+
+def waiting_by_ts(name: str) -> list[tuple[float, float]]:
+    pipeline = Pipeline()
+    out = []
+    for scrape in read_timeline(DATA / f"{name}.jsonl.gz"):
+        for s in pipeline.observe(scrape).signals:
+            out.append((scrape.ts, s.values.get("requests_waiting", 0.0)))
+    return out
+
+
+def test_the_drain_of_an_admission_overload_keeps_its_diagnosis_and_severity() -> None:
+    # Clients stop sending; the engine works off 28 queued requests two at a time while TTFT climbs.
+    meta = phases("vllm_admission_drain")
+    ph = {p["name"]: p for p in meta["phases"]}
+    incidents, _ = replay("vllm_admission_drain")
+    assert len(incidents) == 1, [(i["codes"], i["opened_at"]) for i in incidents]
+    inc = incidents[0]
+    # Within two scrapes of the first one that shows the queue (the first scrape after the onset came
+    # 1.8 s in, before the 30 clients' requests had reached the engine).
+    queued = next(t for t, w in waiting_by_ts("vllm_admission_drain") if t >= ph["overload"]["start"] and w >= 8)
+    assert queued <= inc["opened_at"] <= queued + meta["interval_s"] + 1
+    assert inc["diagnoses"][0]["root_cause"] == "admission_overload"
+    # The queue drains while TTFT stays high: that tail must not rewrite the story.
+    assert inc["diagnosis"]["root_cause"] == "admission_overload", inc["diagnoses"]
+    assert "raise_batch_capacity" in [a["action"] for a in inc["advisories"]]
+    end = ph["overload_drain"]["end"]
+    assert inc["resolved_at"] is not None and end <= inc["resolved_at"] <= end + 10 * meta["interval_s"]
+    told = [e for e in inc["events"] if e["kind"] != "updated" or any(c.startswith("severity ") for c in e["changes"])]
+    assert [e["kind"] for e in told] == ["opened", "resolved"] and told[0]["severity"] == "critical"
+    # A queue whose wait is measured only when a request leaves it does not flip its severity each time.
+    flips = [c for e in inc["events"] for c in e["changes"] if c.startswith("queue_buildup: ")]
+    assert len(flips) <= 2, flips
