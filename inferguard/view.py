@@ -37,7 +37,8 @@ class LiveView:
     async def send(self, event: EventDoc) -> None:
         inc = event["incident"]
         kind = str(event["event"]).removeprefix("incident.")
-        style = {"opened": "bold red", "reopened": "bold red", "updated": "yellow", "resolved": "green"}.get(kind, "white")
+        style = {"opened": "bold red", "reopened": "bold red", "updated": "yellow",
+                 "resolved": "green"}.get(kind, "white")
         cause = (inc.get("diagnosis") or {}).get("root_cause", "")
         self.console.log(f"[{style}]incident {kind}[/] {inc['target']} {inc['severity']} "
                          f"{', '.join(_active(inc)) or '-'} {cause} {' '.join(event.get('changes', []))}")

@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inferguard.brain import rules_advisor
-from inferguard.pipeline import Pipeline
+import anyio
+
+from inferguard.config import Settings
+from inferguard.runtime.oneshot import replay_scrapes
 from inferguard.sources.timeline import read_timeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -21,13 +23,9 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def load(name: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]], list[float], float]:
     path = DATA / f"{name}.jsonl.gz"
     meta = json.loads((DATA / f"{name}.phases.json").read_text())
-    pipeline = Pipeline(advisor=rules_advisor)
-    times = []
-    for scrape in read_timeline(path):
-        pipeline.observe(scrape)
-        times.append(scrape.ts)
-    incidents = [i.to_dict() for i in sorted(pipeline.book.history, key=lambda i: i.opened_at)]
-    return incidents, {p["name"]: p for p in meta["phases"]}, times, float(meta["interval_s"])
+    scrapes = list(read_timeline(path))
+    incidents = sorted(anyio.run(replay_scrapes, scrapes, Settings.load(env_file=None)), key=lambda i: i["opened_at"])
+    return incidents, {p["name"]: p for p in meta["phases"]}, [s.ts for s in scrapes], float(meta["interval_s"])
 
 
 def notifications(inc: dict[str, Any]) -> list[str]:
