@@ -14,7 +14,8 @@ def kv_pressure(w: Window, cfg: DetectorConfig) -> Condition:
         return UNKNOWN
     now, peak = recent[-1], max(recent)
     preempt = w.latest("preemptions_per_s") or 0.0
-    sustained = w.rate_over("preemptions_per_s", cfg.trend_window_s) or 0.0  # a counter: integrated
+    # A counter, so integrated; it counts only while preemptions are still happening (see preemption_storm).
+    sustained = (w.rate_over("preemptions_per_s", cfg.trend_window_s) or 0.0) if preempt > 0 else 0.0
     waiting = w.latest("requests_waiting") or 0.0
     context = _context(preempt, waiting, cfg)
     usage = [ev("kv_usage", now, cfg.kv_threshold, ">="),

@@ -50,10 +50,13 @@ def preemption_storm(w: Window, cfg: DetectorConfig) -> Condition:
     # Judged over the trend window: a real engine running hot but coping preempts in 2/s bursts that
     # average 0.25/s, and that is the scheduler doing its job, not a storm.
     rate = w.rate_over("preemptions_per_s", cfg.trend_window_s)
-    if rate is None:
+    now = w.latest("preemptions_per_s")
+    if rate is None or now is None:
         return UNKNOWN
     evidence = [ev("preemptions_per_s", rate, cfg.preemption_rate, ">=", f"mean over {cfg.trend_window_s:g}s")]
-    if rate >= cfg.preemption_rate:
+    # A storm is sustained over the window *and* still going: once an interval passes without a single
+    # preemption the window's memory of it is no reason to keep it open.
+    if rate >= cfg.preemption_rate and now > 0:
         share = recomputed_share(w)
         impact = user_impact(w, cfg)
         if share is not None:
@@ -62,7 +65,7 @@ def preemption_storm(w: Window, cfg: DetectorConfig) -> Condition:
         heavy = share is not None and share >= cfg.preemption_share_critical
         sev: Severity = "critical" if heavy and impact else "warning"
         return Condition("fire", sev, f"{rate:.1f} preemptions/s", (*evidence, *impact), integrated=True)
-    if rate < cfg.preemption_rate / 4:
+    if now == 0 or rate < cfg.preemption_rate / 4:
         return CLEAR
     return HOLD
 

@@ -34,13 +34,14 @@ def adopt(current: Mapping[str, Any] | None, new: Mapping[str, Any], *, resolved
     if new_cause == NO_CAUSE:
         # "Not enough evidence" never overwrites a named cause; it only refreshes itself.
         return cur_cause == NO_CAUSE and not resolved
+    if new_cause == cur_cause:
+        # The same cause, re-measured: keep the reading at its best support (the incident's peak). An LLM
+        # explaining the cause the rules named (checked against the evidence) is a refinement, not a rival,
+        # and may land even after the resolve (it was asked while the incident was open).
+        refined = new.get("source") == "llm" and current.get("source") != "llm"
+        return refined or (not resolved and _confidence(new) >= _confidence(current))
     if cur_cause == NO_CAUSE:
         return True
     if resolved:
         return False  # after the fact there is no new evidence, only the tail
-    if new_cause == cur_cause:
-        # The same cause, re-measured: keep the reading at its best support (the incident's peak). An LLM
-        # explaining the cause the rules named (checked against the evidence) is a refinement, not a rival.
-        refined = new.get("source") == "llm" and current.get("source") != "llm"
-        return refined or _confidence(new) >= _confidence(current)
     return new_evidence or _confidence(new) > _confidence(current)
