@@ -33,7 +33,8 @@ RULES = [*VLLM_RULES, *LLMD_RULES, *CORRECTED]
 NAMES = {r.metric for r in RULES}
 ONSET_PHASE = {"vllm_kv_overload": "overload", "vllm_admission_overload": "overload",
                "vllm_engine_restart": "down", "vllm_prefix_churn": "random", "vllm_startup_admission": "overload",
-               "vllm_admission_drain": "overload", "vllm_busy_then_hot": "hot_coping"}
+               "vllm_admission_drain": "overload", "vllm_busy_then_hot": "hot_coping",
+               "vllm_hot_preempting": "hot_coping"}
 QUIET_PHASES = ("idle", "healthy", "shared_prefix", "healthy_after", "quiet", "recovery", "busy_healthy")
 
 
