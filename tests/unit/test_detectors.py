@@ -214,3 +214,19 @@ def test_hot_but_coping_is_a_kv_warning_and_no_storm() -> None:
             assert f.code != "preemption_storm", (i, f.summary)
             severities.add(f.severity)
     assert severities <= {"warning"}
+
+
+def test_a_kv_forecast_is_a_proactive_advisory_not_an_incident() -> None:
+    import anyio
+
+    from inferguard.brain import LocalBrain, build_proactive_payload
+
+    bank = DetectorBank()
+    climb = [{"kv_usage": v, "requests_running": 8.0, "requests_waiting": 0.0, "preemptions_per_s": 0.0}
+             for v in (0.4, 0.46, 0.52, 0.58, 0.64, 0.7, 0.76, 0.8)]
+    seen = feed(bank, climb, step=10.0)
+    assert all("kv_pressure" not in s for s in seen)
+    window = [{"ts": i * 10.0, "values": row} for i, row in enumerate(climb)]
+    answer = anyio.run(LocalBrain().investigate, build_proactive_payload(T, "vllm-v1", "tiny", window, []))
+    adv = next(a for a in answer["advisories"] if a["action"] == "throttle_concurrency")
+    assert adv["proactive"] is True and adv["horizon"] in ("now", "minutes") and 0 < adv["confidence"] <= 1
