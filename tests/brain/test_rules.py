@@ -156,3 +156,18 @@ def test_scale_out_reports_demand_from_the_same_scrapes() -> None:
     pairs = [(s["values"]["requests_running"], s["values"]["requests_waiting"]) for s in payload["window"]]
     assert scale["parameters"] == {"demand_peak": int(max(r + w for r, w in pairs)),
                                    "running_peak": int(max(r for r, _ in pairs))}
+
+
+def test_near_full_and_climbing_is_imminent_kv_exhaustion_not_decode() -> None:
+    # The same payload as "full but no pressure" (insufficient_evidence), except the cache is still
+    # climbing toward full and decode slows: the cause the kv_pressure anomaly implies, named at once.
+    payload = case_payload("kv_full_no_pressure")
+    n = len(payload["window"])
+    for i, sample in enumerate(payload["window"]):
+        sample["values"]["kv_usage"] = round(0.6 + 0.3 * i / (n - 1), 4)
+        sample["values"]["itl_p95_s"] = 0.02 if i < n // 2 else 0.08
+    d = advise(payload)["diagnosis"]
+    assert d["root_cause"] == "kv_cache_exhaustion" and d["confidence"] <= 0.6
+    assert "kv_time_to_full_s" in {e["signal"] for e in d["evidence"]}
+    flat = advise(case_payload("kv_full_no_pressure"))["diagnosis"]
+    assert flat["root_cause"] == "insufficient_evidence"  # a full cache alone is a busy engine
