@@ -111,7 +111,7 @@ class VllmServer:
         max_num_seqs: int | None = None,
         prefix_caching: bool = False,
         log_path: Path | None = None,
-        ready_timeout: float = 240.0,
+        ready_timeout: float = 600.0,  # start-up compiles for minutes on shared cores (217 s seen)
         extra_args: Sequence[str] = (),
     ) -> None:
         self.python = python
