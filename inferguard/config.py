@@ -76,6 +76,17 @@ class ServerSettings(BaseSettings):
     model_config = _cfg()
     listen: str = Field("127.0.0.1:9464", description="host:port for /metrics, /healthz, /readyz and the API")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto = JSON unless a TTY")
+    api_token: SecretStr | None = Field(None, min_length=16, description="bearer token for the API and the "
+                                        "dashboard; required to listen on a non-loopback address")
+    api_allowed_hosts: str = Field("", description="extra Host header names accepted (comma-separated)")
+    api_max_connections: int = Field(128, ge=4, le=65536, description="open HTTP connections at most; "
+                                     "past it the oldest idle one is closed")
+    api_header_timeout_seconds: float = Field(10.0, gt=0, le=300, description="seconds a client may take "
+                                              "to send a request's headers")
+    api_rate_limit_per_second: float = Field(20.0, gt=0, le=100000, description="requests per second per "
+                                             "client address (burst: twice that); probes are exempt")
+    api_max_request_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024, description="largest request "
+                                       "(headers aside) accepted")
 
     @field_validator("listen")
     @classmethod

@@ -85,6 +85,10 @@ class Pipeline:
     def engine_of(self, url: str) -> str:
         return self._state(url).engine
 
+    def model_of(self, url: str) -> str:
+        """The model the target's incidents are about (the first one its page reported)."""
+        return self._state(url).model
+
     def is_synthetic(self, url: str) -> bool:
         return self._state(url).synthetic
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from inferguard.api import ApiOptions, Health
 from inferguard.brain import Brain, BrainStage
 from inferguard.brain import build_brain as _client
 from inferguard.config import Settings
@@ -27,7 +28,6 @@ from inferguard.protocols import Actuator, IncidentStore, Probe, Sink
 from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow
-from inferguard.server import Health
 from inferguard.sinks.log import LogSink
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.http import HttpScraper
@@ -130,6 +130,12 @@ def build_sinks(settings: Settings, ctx: SinkContext) -> list[Sink]:
     return sinks
 
 
+def build_api(settings: Settings, listen: str | None) -> ApiOptions | None:
+    """Where the HTTP surface listens and its limits; refuses (ConfigError) a non-loopback address
+    without INFERGUARD_API_TOKEN, before anything starts."""
+    return ApiOptions.from_settings(settings.server, listen) if listen else None
+
+
 def build_probes(settings: Settings) -> list[Probe]:
     return []
 
@@ -151,9 +157,15 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     stage = build_stage(settings, brain)
     flow = Flow(build_pipeline(settings, targets), stage, build_store(settings), publish=fanout.publish,
                 clock=clock, log=log, telemetry=telemetry, store_timeout_s=STORE_TIMEOUT_S)
+    read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)
+    if read_model is not None:
+        read_model.add_targets((t.url, t.display) for t in targets)
+        read_model.window_reader = lambda url, model: flow.pipeline.window(url, model, n=60)
+        read_model.proactive_reader = lambda: flow.proactive
+        read_model.recall_reader = lambda query, limit: flow.store.recall(query, limit=limit)
     parts = Parts(source=build_scraper(settings, clock=clock), flow=flow, stage=stage, fanout=fanout,
                   telemetry=telemetry, health=Health(options.interval_s, clock), log=log,
-                  read_model=next((s for s in sinks if isinstance(s, ReadModel)), None),
+                  read_model=read_model, api=build_api(settings, options.listen),
                   writer=TimelineWriter(options.record) if options.record else None,
                   probes=build_probes(settings), actuators=build_actuators(settings),
                   proactive_every=settings.brain.proactive_cycle_every)

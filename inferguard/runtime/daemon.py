@@ -9,7 +9,6 @@ line is logged.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
@@ -19,15 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import anyio
-import uvicorn
 
+from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
 from inferguard.models import Scrape, Target
 from inferguard.pipeline import Observation
 from inferguard.protocols import Actuator, CycleStatus, Probe, Source, TargetDoc
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow, finite
-from inferguard.server import Health, build_app
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
 from inferguard.telemetry import Telemetry
@@ -56,6 +54,7 @@ class Parts:
     health: Health
     log: Any
     read_model: ReadModel | None = None
+    api: ApiOptions | None = None  # where and how to serve the HTTP surface; None: not at all
     writer: TimelineWriter | None = None
     probes: list[Probe] = field(default_factory=list)
     actuators: list[Actuator] = field(default_factory=list)
@@ -80,8 +79,7 @@ class Daemon:
         self._due = {t.url: 0.0 for t in targets}
         self._tick = min([options.interval_s, *[t.interval_s for t in targets if t.interval_s]])
         self._brain_failures_seen = 0
-        self._server: uvicorn.Server | None = None
-        self._server_done = anyio.Event()
+        self._server: ApiServer | None = None
 
     @property
     def proactive(self) -> dict[str, Any]:
@@ -95,13 +93,15 @@ class Daemon:
                 tg.start_soon(self._watch_signals)
                 tg.start_soon(self._lag_monitor)
                 self.parts.fanout.start(tg)
-                if self.opt.listen:
-                    tg.start_soon(self._serve)
+                if self.parts.api is not None and self.parts.read_model is not None:
+                    self._server = ApiServer(self.parts.api, self.telemetry, self.health, self.parts.read_model,
+                                             self.log, self.clock)
+                    tg.start_soon(self._server.serve)
                 await self._loop()
                 if self._server is not None:
-                    self._server.should_exit = True  # let uvicorn close its sockets, briefly
+                    self._server.close()  # end live streams, let uvicorn close its sockets, briefly
                     with anyio.move_on_after(3):
-                        await self._server_done.wait()
+                        await self._server.done.wait()
                 await self.parts.fanout.aclose()  # flush what the sinks still have queued
                 tg.cancel_scope.cancel()
         finally:
@@ -130,24 +130,6 @@ class Daemon:
             async for _ in signals:
                 self.stop()
                 return
-
-    async def _serve(self) -> None:
-        assert self.opt.listen is not None
-        host, _, port = self.opt.listen.rpartition(":")
-        model = self.parts.read_model
-        app = build_app(self.telemetry, self.health, model.incidents if model else list,
-                        model.targets if model else list)
-        config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False,
-                                lifespan="off")
-        server = self._server = uvicorn.Server(config)
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns signals
-        try:
-            await server.serve()
-        except (OSError, SystemExit) as exc:
-            # A taken port must not kill monitoring; say so loudly and carry on without the endpoint.
-            self.log.error("server.failed", listen=self.opt.listen, error=str(exc))
-        finally:
-            self._server_done.set()
 
     async def _lag_monitor(self, period: float = 0.25) -> None:
         while True:
@@ -219,6 +201,11 @@ class Daemon:
             return None
         self.telemetry.process_duration.observe(time.perf_counter() - t0)
         self.telemetry.scrapes.labels(scrape.target, obs.error or "ok").inc()
+        if self.parts.read_model is not None:  # the dashboard's sparklines: one point per scrape
+            main = next((s for s in obs.signals if s.model == self.pipeline.model_of(scrape.target)),
+                        obs.signals[0] if obs.signals else None)
+            self.parts.read_model.observe(scrape.target, scrape.ts, obs.engine, main.model if main else "",
+                                          obs.error, main.values if main else None)
         self.telemetry.scrape_duration.labels(scrape.target).observe(scrape.duration_s)
         self._counts["scrapes"] += 1
         if obs.error:

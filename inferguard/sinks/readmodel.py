@@ -1,48 +1,226 @@
-"""The API read model: what ``/api/incidents`` and ``/api/targets`` serve, kept from the event stream.
+"""The API read model: what the JSON API, the dashboard and ``inferguard serve`` read
+(:class:`inferguard.api.readmodel.ApiReadModel`).
 
-Every incident ever seen, in the order it opened, as of its last event; open incidents are read fresh
-from the last cycle's status (their evidence moves between events). Documents are JSON-safe (no NaN).
+A sink: it hears every incident event (the EventDoc the logs carry) through the fan-out, each scrape's
+outcome from the daemon (for the sparklines), and the end of every cycle (open incidents are read fresh
+from it: their evidence moves between events). Memory, alerting and actuation plug their readers in
+(``recall``, ``silences``, ``actions``); until they do those answer empty and say so (``"source": "none"``).
+Documents are JSON-safe (no NaN).
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from inferguard.protocols import CycleStatus, EventDoc, TargetDoc
+from inferguard.protocols import CycleStatus
+
+# The four series the dashboard draws per target (canonical signal names).
+SPARK_SIGNALS = ("kv_usage", "requests_waiting", "ttft_p95_s", "preemptions_per_s")
+SPARK_POINTS = 60
+MAX_RESOLVED = 1000  # resolved incidents kept for the API; open ones are always kept
+MAX_EVENTS = 200  # events kept per incident
+
+
+Recall = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+Lister = Callable[[], list[dict[str, Any]]]
+ActionLister = Callable[[str | None], list[dict[str, Any]]]
+WindowReader = Callable[[str, str], list[dict[str, Any]]]
+ProactiveReader = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+@dataclass
+class _TargetView:
+    url: str
+    name: str
+    engine: str = "unknown"
+    model: str = ""
+    last_scrape: float | None = None
+    last_ok: float | None = None
+    last_error: str | None = None
+    series: dict[str, deque[tuple[float, float | None]]] = field(default_factory=dict)
+
+
+class ReadModel:
+    """A :class:`~inferguard.protocols.Sink` and :class:`~inferguard.protocols.StatusListener`."""
+
+    name = "api"
+
+    def __init__(self, targets: Iterable[tuple[str, str]] = (), *, window: WindowReader | None = None,
+                 recall: Recall | None = None, silences: Lister | None = None,
+                 actions: ActionLister | None = None, proactive: ProactiveReader | None = None) -> None:
+        self._targets: dict[str, _TargetView] = {}
+        for url, name in targets:
+            self._target(url, name)
+        self._incidents: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._proactive: dict[str, dict[str, Any]] = {}
+        self._rev = 0
+        self._cycle: CycleStatus | None = None
+        self.window_reader = window
+        self.proactive_reader = proactive
+        self.recall_reader = recall
+        self.silence_reader = silences
+        self.action_reader = actions
+
+    def add_targets(self, targets: Iterable[tuple[str, str]]) -> None:
+        for url, name in targets:
+            self._target(url, name)
+
+    def _target(self, url: str, name: str = "") -> _TargetView:
+        view = self._targets.get(url)
+        if view is None:
+            view = self._targets[url] = _TargetView(url, name or url)
+        return view
+
+    # -- fed by the daemon -----------------------------------------------------------------------
+    def observe(self, target: str, ts: float, engine: str, model: str, error: str | None,
+                values: Mapping[str, float] | None) -> None:
+        view = self._target(target)
+        view.last_scrape, view.last_error = ts, error
+        view.engine = engine or view.engine
+        view.model = model or view.model
+        if error is None:
+            view.last_ok = ts
+        for name in SPARK_SIGNALS:
+            # A failed scrape or an absent signal is a gap in the line, never a 0.
+            value = None if values is None else values.get(name)
+            series = view.series.setdefault(name, deque(maxlen=SPARK_POINTS))
+            series.append((ts, _num(value)))
+        self._rev += 1
+
+    def event(self, doc: Mapping[str, Any]) -> None:
+        """An EventDoc (``IncidentEvent.to_dict()``) or any mapping with an ``incident``."""
+        inc = _finite(dict(doc["incident"]))
+        previous = self._incidents.pop(inc["id"], None)
+        if "events" not in inc:  # keep the incident's story here when the document does not carry one
+            story = list((previous or {}).get("events", []))[-(MAX_EVENTS - 1):]
+            story.append({"ts": inc.get("updated_at"), "event": doc.get("event"),
+                          "changes": list(doc.get("changes", []))})
+            inc["events"] = story
+        self._incidents[inc["id"]] = inc
+        resolved = [k for k, v in self._incidents.items() if v.get("status") == "resolved"]
+        for k in resolved[:max(0, len(resolved) - MAX_RESOLVED)]:
+            del self._incidents[k]
+        self._rev += 1
+
+    async def send(self, event: Mapping[str, Any]) -> None:
+        self.event(event)
+
+    async def aclose(self) -> None:
+        return None
+
+    def status(self, status: CycleStatus) -> None:
+        """The end of a cycle (runs on the loop: only keeps the reference)."""
+        self._cycle = status
+        self._rev += 1
+
+    def proactive(self, target: str, answer: Mapping[str, Any]) -> None:
+        self._proactive[target] = _finite(dict(answer))
+        self._rev += 1
+
+    # -- read by the API -------------------------------------------------------------------------
+    def revision(self) -> int:
+        return self._rev
+
+    def targets(self) -> list[dict[str, Any]]:
+        open_by_target: dict[str, list[dict[str, Any]]] = {}
+        for inc in self.incidents():
+            if inc.get("status") == "open":
+                open_by_target.setdefault(inc["target"], []).append(inc)
+        out = []
+        for v in self._targets.values():
+            open_ = open_by_target.get(v.url, [])
+            health = "down" if v.last_error else ("unknown" if v.last_scrape is None else "healthy")
+            if health == "healthy" and open_:
+                health = max((i.get("severity", "warning") for i in open_), key=lambda s: s == "critical")
+            out.append({
+                "target": v.url, "name": v.name, "engine": v.engine, "model": v.model, "health": health,
+                "last_scrape": v.last_scrape, "last_ok": v.last_ok, "last_error": v.last_error,
+                "open_incidents": [{"id": i["id"], "severity": i.get("severity"), "codes": i.get("codes", []),
+                                    "root_cause": (i.get("diagnosis") or {}).get("root_cause")} for i in open_],
+                "series": {k: [x for _, x in s] for k, s in v.series.items()},
+            })
+        return out
+
+    def incidents(self) -> list[dict[str, Any]]:
+        fresh = {str(d["id"]): d for d in self._cycle.open_incidents()} if self._cycle else {}
+        docs = [self._fresh(doc, fresh.get(k)) for k, doc in self._incidents.items()]
+        return sorted(docs, key=lambda i: (-float(i.get("opened_at") or 0), i["id"]))
+
+    @staticmethod
+    def _fresh(doc: dict[str, Any], now: dict[str, Any] | None) -> dict[str, Any]:
+        if now is None or doc.get("status") != "open":
+            return doc
+        return {**_finite(dict(now)), "events": doc.get("events", [])}
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        inc = self._incidents.get(incident_id)
+        if inc is None:
+            return None
+        if self._cycle is not None:
+            inc = self._fresh(inc, next((d for d in self._cycle.open_incidents() if d["id"] == incident_id), None))
+        window: list[dict[str, Any]] = []
+        if self.window_reader is not None:
+            window = _finite(self.window_reader(inc["target"], inc.get("model", "")))
+        actions = self.actions(incident_id)
+        return {**inc, "signals": window, "actions": actions["actions"], "actions_source": actions["source"]}
+
+    async def recall(self, query: str, limit: int) -> dict[str, Any]:
+        if self.recall_reader is not None:
+            return {"source": "memory", "results": _finite(await self.recall_reader(query, limit))}
+        # No incident memory wired: search this process's own incidents by word overlap.
+        words = {w for w in query.lower().split() if w}
+        scored = []
+        for inc in self.incidents():
+            text = " ".join([inc.get("target", ""), inc.get("model", ""), inc.get("engine", ""),
+                             " ".join(inc.get("codes", [])), str((inc.get("diagnosis") or {}).get("root_cause")),
+                             str((inc.get("diagnosis") or {}).get("summary"))]).lower()
+            hits = sum(1 for w in words if w in text)
+            if hits:
+                scored.append((hits / len(words), inc))
+        scored.sort(key=lambda x: (-x[0], -float(x[1].get("opened_at") or 0)))
+        return {"source": "process", "results": [{**i, "score": round(s, 3)} for s, i in scored[:limit]]}
+
+    def advisories(self) -> dict[str, Any]:
+        reactive = []
+        for inc in self.incidents():
+            if inc.get("status") != "open":
+                continue
+            for a in inc.get("advisories", []):
+                reactive.append({**a, "incident": inc["id"], "target": inc["target"]})
+        proactive = []
+        answers = dict(self._proactive)
+        if self.proactive_reader is not None:
+            answers.update({t: _finite(dict(a)) for t, a in self.proactive_reader().items()})
+        for target, answer in answers.items():
+            for a in answer.get("advisories", []):
+                proactive.append({**a, "target": target})
+        return {"reactive": reactive, "proactive": proactive}
+
+    def silences(self) -> dict[str, Any]:
+        if self.silence_reader is None:
+            return {"source": "none", "silences": []}
+        return {"source": "alerting", "silences": _finite(self.silence_reader())}
+
+    def actions(self, incident_id: str | None = None) -> dict[str, Any]:
+        if self.action_reader is None:
+            return {"source": "none", "actions": []}
+        return {"source": "actuation", "actions": _finite(self.action_reader(incident_id))}
+
+
+def _num(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), 6)
 
 
 def _finite(obj: Any) -> Any:
-    """JSON has no NaN/Infinity; the API must stay valid JSON."""
+    """JSON has no NaN or Infinity: they become null."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
-
-
-class ReadModel:
-    name = "api"
-
-    def __init__(self) -> None:
-        self._incidents: dict[str, dict[str, Any]] = {}
-        self._status: CycleStatus | None = None
-
-    async def send(self, event: EventDoc) -> None:
-        inc = event["incident"]
-        self._incidents[str(inc["id"])] = dict(inc)
-
-    def status(self, status: CycleStatus) -> None:
-        self._status = status
-
-    def incidents(self) -> list[dict[str, Any]]:
-        fresh = {str(d["id"]): d for d in self._status.open_incidents()} if self._status else {}
-        return [_finite(fresh.get(k, doc)) for k, doc in self._incidents.items()]
-
-    def targets(self) -> list[TargetDoc]:
-        return [_finite(t) for t in self._status.targets()] if self._status else []
-
-    async def aclose(self) -> None:
-        pass

@@ -100,6 +100,50 @@ def test_env_example_documents_every_setting() -> None:
     assert expected - documented == set()
 
 
+def _env_defaults() -> dict[str, tuple[object, str]]:
+    """Every setting's environment name → (its default, its description), from the settings classes."""
+    out = {}
+    for group in (TargetSettings, ScrapeSettings, DetectSettings, BrainSettings, ServerSettings):
+        prefix = group.model_config.get("env_prefix", "")
+        for name, info in group.model_fields.items():
+            alias = info.validation_alias
+            env = alias.choices[0] if alias is not None else f"{prefix}{name.upper()}"  # type: ignore[union-attr]
+            out[env] = (info.get_default(call_default_factory=True), info.description or "")
+    return out
+
+
+def _same(written: str, default: object) -> bool:
+    if default is None:
+        return written == ""
+    if isinstance(default, bool):
+        return written.lower() == str(default).lower()
+    if isinstance(default, int | float):
+        try:
+            return float(written) == float(default)
+        except ValueError:
+            return False
+    return written == str(default)
+
+
+def test_env_example_shows_each_default_with_a_line_of_meaning() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    defaults = _env_defaults()
+    wrong, unexplained = [], []
+    for i, line in enumerate(lines):
+        m = re.match(r"^# ([A-Z][A-Z0-9_]+)=(.*)$", line)
+        if not m or m[1] not in defaults:
+            continue
+        if not _same(m[2], defaults[m[1]][0]):
+            wrong.append(f"{m[1]}: .env.example says {m[2]!r}, the default is {defaults[m[1]][0]!r}")
+        # The meaning: the comment block right above (shared by a run of related settings).
+        j = i - 1
+        while j >= 0 and re.match(r"^# [A-Z][A-Z0-9_]+=", lines[j]):
+            j -= 1
+        if j < 0 or not lines[j].startswith("# ") or lines[j].startswith("# ---") or len(lines[j]) < 12:
+            unexplained.append(m[1])
+    assert wrong == [] and unexplained == []
+
+
 def test_watch_refuses_remote_brain_without_url(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
     env["INFERGUARD_BRAIN_MODE"] = "remote"
