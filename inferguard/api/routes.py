@@ -6,13 +6,15 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from inferguard.api.guard import Guard, GuardConfig
 from inferguard.api.health import Health
@@ -20,6 +22,8 @@ from inferguard.api.openapi import OPENAPI
 from inferguard.api.readmodel import ApiReadModel
 from inferguard.telemetry import Telemetry
 
+# The dashboard: static files shipped inside the package (no build step).
+WEB = Path(__file__).resolve().parent / "web"
 STATUSES = ("open", "resolved")
 MAX_LIMIT = 500
 MAX_STREAMS = 16  # live dashboards at once; each holds a connection the cap cannot evict
@@ -181,12 +185,16 @@ def build_app(telemetry: Telemetry, health: Health, model: ApiReadModel, guard: 
     async def openapi(_: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    async def index(_: Request) -> Response:
+        return FileResponse(str(WEB / "index.html"), media_type="text/html")
+
     app = Starlette(routes=[
         Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz),
         Route("/api/status", api_status), Route("/api/targets", api_status),
         Route("/api/incidents", api_incidents), Route("/api/incidents/{incident_id}", api_incident),
         Route("/api/recall", api_recall), Route("/api/advisories", api_advisories),
         Route("/api/silences", api_silences), Route("/api/events", api_events),
-        Route("/openapi.json", openapi),
+        Route("/openapi.json", openapi), Route("/", index),
+        Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
     ])
     return Guard(app, guard or GuardConfig())
