@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -130,6 +131,49 @@ def _build(settings: Settings, targets: list[Target], options: DaemonOptions, vi
         return build_daemon(settings, targets, options, view=view)
     except ConfigError as exc:
         raise fail(exc) from None
+
+
+@app.command()
+def serve(
+    urls: Annotated[list[str] | None, typer.Argument(help="/metrics URLs to watch (default: TARGET_ENDPOINT)")] = None,
+    transport: Annotated[str, typer.Option(help="stdio or streamable-http")] = "stdio",
+    host: Annotated[str, typer.Option(help="address for streamable-http (loopback unless a token is set)")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port for streamable-http")] = 8766,
+    interval: Annotated[float | None, typer.Option(help="seconds between scrapes")] = None,
+) -> None:
+    """An MCP server with read-only tools (scan, incidents, recall, explain, advisories) over a watcher."""
+    from inferguard.api.listen import Bind, check_bind
+    from inferguard.mcp_server import build_server, run
+
+    settings = _settings()
+    if transport not in ("stdio", "streamable-http"):
+        typer.echo(f"inferguard serve: invalid --transport {transport!r}: stdio or streamable-http", err=True)
+        raise typer.Exit(64)
+    if not 0 < port < 65536 or (interval is not None and not (math.isfinite(interval) and interval > 0)):
+        typer.echo("inferguard serve: invalid --port or --interval", err=True)
+        raise typer.Exit(64)
+    try:
+        targets = settings.target_list(urls)
+        token = settings.server.api_token.get_secret_value() if settings.server.api_token else None
+        bind = None
+        if transport == "streamable-http":
+            bind = Bind(host.strip("[]"), port)
+            check_bind(bind, token is not None, "--host")
+        # Logs go to stderr: on stdio, stdout is the protocol's channel.
+        options = DaemonOptions(interval_s=interval or settings.targets.poll_interval_seconds, listen=None,
+                                log_format="json", out=sys.stderr)
+        daemon = Daemon(settings, targets, options)
+    except ConfigError as exc:
+        typer.echo(f"inferguard: invalid setting {exc}", err=True)
+        raise typer.Exit(64) from None
+    server = build_server(daemon, lambda target, window: _scan(settings, target, window))
+    try:
+        anyio.run(run, daemon, server, transport, bind, token, settings.server.api_allowed_hosts)
+    except OSError as exc:
+        where = bind.address if bind else "stdio"
+        typer.echo(f"inferguard serve: cannot listen on {where}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(69) from None
 
 
 @app.command()
