@@ -18,7 +18,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from inferguard.config import BrainSettings, DetectSettings, ScrapeSettings, ServerSettings, TargetSettings
 from inferguard.telemetry import Telemetry
 from tests.integration.api_support import wait_listening
 from tests.support import clean_env, free_port, serve
@@ -26,16 +25,6 @@ from tests.support import clean_env, free_port, serve
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
-
-
-def setting_names() -> set[str]:
-    names = set()
-    for group in (TargetSettings, ScrapeSettings, DetectSettings, BrainSettings, ServerSettings):
-        prefix = group.model_config.get("env_prefix", "")
-        for name, info in group.model_fields.items():
-            alias = info.validation_alias
-            names.add(alias.choices[0] if alias is not None else f"{prefix}{name.upper()}")  # type: ignore[union-attr]
-    return names
 
 
 def documented_settings() -> set[str]:
@@ -89,7 +78,7 @@ def test_image_is_slim_non_root_with_a_state_volume_and_healthcheck() -> None:
     (user,) = d["USER"]
     assert user.split(":")[0] not in ("0", "root")
     env = image_env()
-    assert exec_form(d["VOLUME"][0]) == [env["HOME"]]  # state lives under ~/.local/state
+    assert exec_form(d["VOLUME"][0]) == [env["INFERGUARD_STATE_DIR"]] == [env["HOME"]]
     assert d["EXPOSE"] == [env["INFERGUARD_LISTEN"].rsplit(":", 1)[1]]
     assert "/healthz" in d["HEALTHCHECK"][0] and d["STOPSIGNAL"] == ["SIGTERM"]
     assert set(env) - {"PYTHONUNBUFFERED", "HOME"} <= documented_settings()
@@ -101,7 +90,7 @@ def test_image_entrypoint_refuses_to_serve_publicly_without_a_token(tmp_path: Pa
     d = dockerfile()
     argv = exec_form(d["ENTRYPOINT"][0]) + exec_form(d["CMD"][0])
     env = clean_env() | image_env() | {"TARGET_ENDPOINT": "http://127.0.0.1:9/metrics",
-                                       "HOME": str(tmp_path)}
+                                       "HOME": str(tmp_path), "INFERGUARD_STATE_DIR": str(tmp_path)}
     p = subprocess.run([sys.executable, "-m", *argv], env=env, cwd=tmp_path, capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 64 and "INFERGUARD_API_TOKEN" in p.stderr, p.stderr
@@ -117,7 +106,7 @@ def test_image_entrypoint_serves_and_its_healthcheck_passes(tmp_path: Path) -> N
         env = clean_env() | image_env() | {"TARGET_ENDPOINT": f"{engine}/metrics", "POLL_INTERVAL_SECONDS": "0.5",
                                            "INFERGUARD_LISTEN": f"127.0.0.1:{port}",
                                            "INFERGUARD_API_TOKEN": "a-token-of-enough-length",
-                                           "HOME": str(tmp_path)}
+                                           "HOME": str(tmp_path), "INFERGUARD_STATE_DIR": str(tmp_path)}
         proc = subprocess.Popen([sys.executable, "-m", *argv], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
@@ -206,7 +195,8 @@ def test_manifests_agree_with_each_other_and_with_the_settings() -> None:
     claim = next(v for v in pod["volumes"] if "persistentVolumeClaim" in v)
     assert claim["persistentVolumeClaim"]["claimName"] == docs["PersistentVolumeClaim"]["metadata"]["name"]
     mount = next(m for m in c["volumeMounts"] if m["name"] == claim["name"])
-    assert mount["mountPath"] == image_env()["HOME"]
+    state = docs["ConfigMap"]["data"]["INFERGUARD_STATE_DIR"]
+    assert mount["mountPath"] == image_env()["INFERGUARD_STATE_DIR"] == state
     assert c["securityContext"]["readOnlyRootFilesystem"] and pod["securityContext"]["runAsNonRoot"]
 
 
