@@ -144,3 +144,19 @@ def test_event_stream_sends_status_and_is_capped() -> None:
         while server.gate.open and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.gate.open == 0
+
+
+def test_the_read_model_is_a_sink() -> None:
+    from inferguard.protocols import Sink, StatusListener
+    from inferguard.sinks.readmodel import ReadModel
+
+    model = ReadModel()
+    assert isinstance(model, Sink) and isinstance(model, StatusListener)
+    doc = {"event": "incident.opened", "changes": ["+kv_pressure"],
+           "incident": {"id": "i1", "target": "t", "status": "open", "opened_at": 1.0, "updated_at": 1.0,
+                        "codes": ["kv_pressure"], "severity": "critical", "peak": float("nan")}}
+    import anyio
+
+    anyio.run(model.send, doc)
+    assert model.incident("i1")["peak"] is None and model.incident("i1")["events"][0]["changes"] == ["+kv_pressure"]
+    assert model.revision() == 1 and model.advisories() == {"reactive": [], "proactive": []}
