@@ -83,7 +83,7 @@ async def test_serve_over_stdio_with_the_sdk_client(tmp_path: Path) -> None:
         with (tmp_path / "stderr.log").open("w") as errlog:
             with anyio.fail_after(180):
                 async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as s:
-                    await exercise(s, target, full=False)
+                    await exercise(s, target)
         # The watcher logged to stderr as JSON lines; stdout carried only the protocol.
         lines = (tmp_path / "stderr.log").read_text().splitlines()
         assert any(json.loads(x).get("event") == "incident.opened" for x in lines if x.startswith("{"))
@@ -97,7 +97,7 @@ def test_serve_over_streamable_http_with_a_token(tmp_path: Path) -> None:
         async with httpx2.AsyncClient(headers=headers, timeout=30) as client, \
                 streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=client) as (read, write), \
                 ClientSession(read, write) as s:
-            await exercise(s, target)
+            await exercise(s, target, full=False)
 
     async def with_simulator() -> None:
         async with Simulator(scenario="kv_pressure", speed=5, seed=3) as sim:
