@@ -60,6 +60,8 @@
   }
   const pct = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`);
   const shortTarget = (url) => url.replace(/^https?:\/\//, "").replace(/\/metrics$/, "");
+  // Targets behind one host differ at the end of the URL: cut the start, never the end.
+  const tail = (text, n) => (text.length > n ? `…${text.slice(text.length - n + 1)}` : text);
 
   async function api(path) {
     const headers = { Accept: "application/json" };
@@ -183,7 +185,7 @@
     const sub = [t.engine, t.model].filter((x) => x && x !== "unknown").join(" · ") || "engine not identified yet";
     const node = el("article", { class: `card ${t.health}`, "data-target": t.target },
       el("div", { class: "card-head" },
-        el("span", { class: "card-name", title: t.target }, t.name === t.target ? shortTarget(t.target) : t.name),
+        el("span", { class: "card-name", title: t.target }, tail(t.name === t.target ? shortTarget(t.target) : t.name, 24)),
         el("span", { class: `badge ${t.health}` }, t.health)),
       el("div", { class: "card-sub", title: sub }, sub),
       el("div", { class: "card-sub" + (t.last_error ? " error" : "") }, t.last_error ? `scrape failed: ${t.last_error}` : `scraped ${fmtAge(t.last_scrape)}`),
