@@ -163,11 +163,11 @@ def serve(
         # Logs go to stderr: on stdio, stdout is the protocol's channel.
         options = DaemonOptions(interval_s=interval or settings.targets.poll_interval_seconds, listen=None,
                                 log_format="json", out=sys.stderr)
-        daemon = Daemon(settings, targets, options)
+        daemon = build_daemon(settings, targets, options)
     except ConfigError as exc:
         typer.echo(f"inferguard: invalid setting {exc}", err=True)
         raise typer.Exit(64) from None
-    server = build_server(daemon, lambda target, window: _scan(settings, target, window))
+    server = build_server(daemon, lambda target, window: oneshot.scan(settings, target, window))
     try:
         anyio.run(run, daemon, server, transport, bind, token, settings.server.api_allowed_hosts)
     except OSError as exc:

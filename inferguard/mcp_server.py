@@ -39,7 +39,8 @@ def build_server(daemon: Any, scanner: Scanner) -> MCPServer:
         instructions="Read-only view of InferGuard, which watches vLLM/SGLang serving engines: current "
                      "targets and incidents with their diagnosis, advisories (advice only), recall of past "
                      "incidents, and explanations of anomaly codes. Nothing here changes an engine.")
-    model = daemon.read_model
+    model = daemon.parts.read_model
+    assert model is not None, "the daemon was built without its read model"
 
     def find_target(name: str) -> Any:
         for t in daemon.targets:
@@ -60,7 +61,7 @@ def build_server(daemon: Any, scanner: Scanner) -> MCPServer:
     @server.tool(annotations=READ_ONLY)
     def targets() -> dict[str, Any]:
         """The watched targets: name, engine, model, health, last scrape, open incidents."""
-        return {"targets": [{k: v for k, v in t.items() if k != "series"} for t in model.status()]}
+        return {"targets": [{k: v for k, v in t.items() if k != "series"} for t in model.targets()]}
 
     @server.tool(annotations=READ_ONLY)
     def list_incidents(status: str | None = None, target: str | None = None, code: str | None = None,
