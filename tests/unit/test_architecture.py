@@ -26,8 +26,8 @@ from inferguard.sources.http import HttpScraper
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "inferguard"
 STAGES = ("sources", "normalise", "detectors", "incidents", "brain", "sinks")
-WIRING = ("inferguard.pipeline", "inferguard.runtime", "inferguard.cli", "inferguard.server", "inferguard.app",
-          "inferguard.demo")
+WIRING = ("inferguard.pipeline", "inferguard.runtime", "inferguard.cli", "inferguard.api", "inferguard.mcp_server",
+          "inferguard.app", "inferguard.demo")
 
 
 def imports(path: Path) -> set[str]:
