@@ -97,7 +97,8 @@ class ReadModel:
         previous = self._incidents.pop(inc["id"], None)
         if "events" not in inc:  # keep the incident's story here when the document does not carry one
             story = list((previous or {}).get("events", []))[-(MAX_EVENTS - 1):]
-            story.append({"ts": inc.get("updated_at"), "event": doc.get("event"),
+            kind = str(doc.get("event", "")).removeprefix("incident.")
+            story.append({"ts": doc.get("ts", inc.get("updated_at")), "kind": kind,
                           "changes": list(doc.get("changes", []))})
             inc["events"] = story
         self._incidents[inc["id"]] = inc

@@ -43,7 +43,7 @@ def test_incidents_filter_page_and_detail(api: str) -> None:
     page = httpx.get(f"{api}/api/incidents", params={"limit": "1", "offset": "0"}).json()
     assert len(page["incidents"]) == 1 and page["total"] == everything["total"]
     detail = httpx.get(f"{api}/api/incidents/{first['id']}").json()
-    assert detail["events"] and detail["events"][0]["event"] == "incident.opened"
+    assert detail["events"] and detail["events"][0]["kind"] == "opened"
     assert detail["diagnoses"] and detail["diagnosis"]["root_cause"]
     assert detail["signals"] and "kv_usage" in detail["signals"][-1]["values"]
     assert detail["actions"] == [] and detail["actions_source"] == "none"
@@ -158,5 +158,7 @@ def test_the_read_model_is_a_sink() -> None:
     import anyio
 
     anyio.run(model.send, doc)
-    assert model.incident("i1")["peak"] is None and model.incident("i1")["events"][0]["changes"] == ["+kv_pressure"]
+    story = model.incident("i1")["events"]
+    assert model.incident("i1")["peak"] is None
+    assert story == [{"ts": 1.0, "kind": "opened", "changes": ["+kv_pressure"]}]
     assert model.revision() == 1 and model.advisories() == {"reactive": [], "proactive": []}

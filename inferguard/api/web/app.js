@@ -366,7 +366,7 @@
         ? el("ol", { class: "timeline" }, inc.actions.map((a) => el("li", {}, `${fmtTime(a.ts)} ${a.action}: ${a.outcome}${a.reason ? ` (${a.reason})` : ""}`)))
         : empty(inc.actions_source === "none" ? "Actuation is not configured." : "none"),
       el("h3", {}, "Events"),
-      el("ol", { class: "timeline" }, (inc.events || []).map((e) => el("li", {}, `${fmtTime(e.ts)} ${e.event || e.kind || ""} ${(e.changes || []).join(", ")}`))),
+      el("ol", { class: "timeline" }, (inc.events || []).map((e) => el("li", {}, `${fmtTime(e.ts)} ${e.kind || e.event || ""} ${(e.changes || []).join(", ")}`))),
       el("h3", {}, `Signals (last ${signals.length} samples)`),
       signals.length
         ? el("div", { class: "sparks" }, keys.map((k) => {
