@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests run for real (each installed only when missing; `apt-get update` once):
-# systemd-analyze (verify the unit), promtool (check the alert rules), chromium (the dashboard test).
+# systemd-analyze (verify the unit), promtool (check the alert rules), chromium (the dashboard test),
+# redis-server (incident memory against a real Redis).
 set -euo pipefail
 need=()
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from inferguard.memory import SqliteStore
+from tests.memory.redis_server import REDIS, RedisServer
 
 
 @pytest.fixture
@@ -13,3 +14,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "state" / "inferguard.db", clock=lambda: 1_000_000.0)
     yield s
     await s.aclose()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if REDIS is None:
+        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,174 @@
+"""Incident memory on a real redis-server: exactly-once through outages, spool replay in order,
+degraded reads, credentials refused by name, namespaces kept apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferguard.config import Settings
+from inferguard.errors import ConfigError
+from inferguard.incidents import IncidentBook
+from inferguard.memory.commands import RedisCommands
+from inferguard.memory.remote import RemoteState
+from inferguard.memory.sqlite import SqliteStore
+from inferguard.memory.store import Memory
+from tests.memory.docs import KV, QUEUE, TTFT, story
+from tests.memory.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+T0 = 990_000.0
+
+
+def memory(tmp_path: Path, url: str, logs: list[tuple[str, dict[str, Any]]], ns: str = "inferguard",
+           local: str = "local.db") -> Memory:
+    state = RemoteState(RedisCommands(url, timeout_s=0.5), namespace=ns)
+    return Memory(SqliteStore(tmp_path / local), state=state, retry_min_s=0.05, retry_max_s=0.2,
+                  log=lambda event, **kw: logs.append((event, kw)))
+
+
+async def stream(m: Memory) -> list[dict[str, Any]]:
+    assert m.state is not None
+    return await m.state.events()
+
+
+async def test_records_and_reads_back_from_redis_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
+    logs: list[tuple[str, dict[str, Any]]] = []
+    m = memory(tmp_path, redis_server.url, logs)
+    await m.start()
+    try:
+        docs = story("http://a/metrics", T0, KV, QUEUE)
+        for d in docs + docs:
+            await m.record(d)
+        inc_id = docs[0]["incident"]["id"]
+        got = await m.get(inc_id)
+        assert got is not None and got["status"] == "resolved" and len(got["timeline"]) == 3
+        assert [e["event"] for e in await stream(m)] == ["incident.opened", "incident.updated", "incident.resolved"]
+        assert [i["id"] for i in await m.list_incidents(target="http://a/metrics")] == [inc_id]
+        await m.save("baselines", {"x": 1})
+        assert await m.state.load("baselines") == {"x": 1}  # type: ignore[union-attr]
+        assert await m.load("baselines") == {"x": 1}
+        assert logs == []
+    finally:
+        await m.aclose()
+
+
+async def test_two_namespaces_share_one_server(tmp_path: Path, redis_server: RedisServer) -> None:
+    logs: list[tuple[str, dict[str, Any]]] = []
+    a = memory(tmp_path, redis_server.url, logs, ns="fleet-a", local="a.db")
+    b = memory(tmp_path, redis_server.url, logs, ns="fleet-b", local="b.db")
+    await a.start()
+    await b.start()
+    try:
+        for d in story("http://a/metrics", T0, KV):
+            await a.record(d)
+        assert await b.list_incidents() == [] and len(await a.list_incidents()) == 1
+        keys = await a.state.commands.run("KEYS", "*")  # type: ignore[union-attr]
+        assert keys and all(k.startswith("fleet-a:") for k in keys)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_an_outage_spools_locally_and_replays_in_order_exactly_once(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    logs: list[tuple[str, dict[str, Any]]] = []
+    m = memory(tmp_path, redis_server.url, logs)
+    await m.start()
+    book = IncidentBook(resolve_after=1)
+    stories = [story(f"http://t{i}/metrics", T0 + i * 100, spec, book=book)
+               for i, spec in enumerate((KV, QUEUE, TTFT, KV, QUEUE, TTFT))]
+    try:
+        for d in stories[0]:
+            await m.record(d)
+        redis_server.kill()  # mid-run, without warning
+        for s in stories[1:4]:
+            for d in s:
+                await m.record(d)  # never raises: spooled
+        await m.save("open", {"ids": ["x"]})
+        assert m.degraded and any(e == "memory.degraded" for e, _ in logs)
+        assert (await m.stats())["spooled"]["redis"] > 0
+        # Reads degrade to the embedded store, which has everything.
+        assert len(await m.list_incidents()) == 4
+        assert await m.load("open") == {"ids": ["x"]}
+        redis_server.start()  # same port, same AOF: what was acknowledged before the kill is still there
+        for s in stories[4:]:
+            for d in s:
+                await m.record(d)
+        assert await m.settle(30), m.degraded
+        got = await stream(m)
+        want = [(d["incident"]["id"], d["event"]) for s in stories for d in s]
+        assert [(e["incident_id"], e["event"]) for e in got] == want  # every event, once, in order
+        assert len(await m.list_incidents()) == 6
+        assert await m.state.load("open") == {"ids": ["x"]}  # type: ignore[union-attr]
+        assert any(e == "memory.recovered" for e, _ in logs) and not m.degraded
+    finally:
+        await m.aclose()
+
+
+async def test_spool_survives_a_restart_of_inferguard_too(tmp_path: Path, redis_server: RedisServer) -> None:
+    logs: list[tuple[str, dict[str, Any]]] = []
+    m = memory(tmp_path, redis_server.url, logs)
+    await m.start()
+    redis_server.kill()
+    docs = story("http://a/metrics", T0, KV)
+    for d in docs:
+        await m.record(d)
+    await m.aclose()  # InferGuard stops with the spool non-empty
+    redis_server.start()
+    m = memory(tmp_path, redis_server.url, logs)
+    await m.start()  # finds the spool and replays it
+    try:
+        assert await m.settle(30)
+        assert len(await stream(m)) == len(docs)
+    finally:
+        await m.aclose()
+
+
+async def test_a_wrong_password_is_refused_at_start_by_name(tmp_path: Path) -> None:
+    from tests.memory.redis_server import REDIS
+
+    if REDIS is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path / "redis", password="right-password")
+    server.start()
+    try:
+        url = server.url.replace("right-password", "wrong-password")
+        m = memory(tmp_path, url, [])
+        with pytest.raises(ConfigError) as info:
+            await m.start()
+        assert info.value.setting == "INFERGUARD_REDIS_URL" and "wrong-password" not in str(info.value)
+        await m.aclose()
+        m = memory(tmp_path, url.replace(":wrong-password@", ""), [], local="b.db")
+        with pytest.raises(ConfigError, match="password"):
+            await m.start()
+        await m.aclose()
+    finally:
+        server.stop()
+
+
+def test_a_malformed_redis_url_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INFERGUARD_REDIS_URL", "http://user:s3cret@host:6379")
+    with pytest.raises(ConfigError) as info:
+        Settings.load()
+    assert info.value.setting == "INFERGUARD_REDIS_URL" and "s3cret" not in str(info.value)
+
+
+async def test_retention_on_redis_keeps_open_incidents(tmp_path: Path, redis_server: RedisServer) -> None:
+    state = RemoteState(RedisCommands(redis_server.url), retention_days=1, max_incidents=2)
+    try:
+        book = IncidentBook(resolve_after=1)
+        for i in range(4):
+            for d in story(f"http://r{i}/metrics", T0 + i, QUEUE, book=book):
+                await state.record(d)
+        for d in story("http://open/metrics", T0 - 10 * 86400, KV)[:1]:
+            await state.record(d)
+        assert await state.prune(now=T0 + 100) == 2
+        assert (await state.count())["incidents"] == 3
+        assert await state.prune(now=T0 + 3 * 86400) == 2
+        assert [i["target"] for i in await state.list_incidents()] == ["http://open/metrics"]
+    finally:
+        await state.aclose()
