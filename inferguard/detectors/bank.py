@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from inferguard.detectors import cache, health, kv, latency, queue
 from inferguard.detectors.config import DetectorConfig
 from inferguard.detectors.persistence import Track
 from inferguard.detectors.window import Condition, Window, ev
-from inferguard.models import Finding, Signals
+from inferguard.models import Evidence, Finding, Signals
 
 Detector = Callable[[Window, DetectorConfig], Condition]
 
@@ -145,6 +146,46 @@ class DetectorBank:
     def window(self, target: str, model: str) -> list[Signals]:
         st = self._streams.get((target, model))
         return list(st.samples) if st else []
+
+    # -- what a restart must not forget ----------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Learned baselines and active anomalies per target/model, as plain JSON.
+
+        A restart that imports this neither relearns baselines from zero nor waits out persistence
+        again for an anomaly that was already active (which would resolve and re-page its incident).
+        """
+        streams = []
+        for (target, model), st in self._streams.items():
+            active = {code: {"since": t.since, "severity": t.last.severity, "summary": t.last.summary,
+                             "evidence": [e.to_dict() for e in t.last.evidence]}
+                      for code, t in st.tracks.items() if t.active and t.last is not None}
+            baselines = {name: {"value": b.value, "n": b.n} for name, b in st.baselines.items()}
+            if active or baselines:
+                streams.append({"target": target, "model": model, "baselines": baselines, "active": active})
+        return {"version": 1, "streams": streams}
+
+    def import_state(self, doc: Mapping[str, Any]) -> int:
+        """Restore what :meth:`export_state` wrote; returns how many baselines and anomalies came back.
+        Malformed entries are skipped one by one (a partial memory beats none)."""
+        restored = 0
+        if not isinstance(doc, Mapping) or doc.get("version") != 1:
+            return 0
+        for entry in doc.get("streams") or []:
+            try:
+                st = self._stream(str(entry["target"]), str(entry["model"]))
+                for name, b in (entry.get("baselines") or {}).items():
+                    st.baselines[str(name)] = _Baseline(float(b["value"]), int(b["n"]))
+                    restored += 1
+                for code, a in (entry.get("active") or {}).items():
+                    evidence = tuple(Evidence(str(e["signal"]), e.get("value"), e.get("threshold"),
+                                              str(e.get("op") or ""), str(e.get("note") or ""))
+                                     for e in a.get("evidence") or [])
+                    cond = Condition("fire", a["severity"], str(a.get("summary") or ""), evidence)
+                    st.tracks[str(code)] = Track(active=True, since=float(a["since"]), fired=1, last=cond)
+                    restored += 1
+            except (KeyError, TypeError, ValueError):
+                continue
+        return restored
 
     # -- helpers -----------------------------------------------------------------------------
     def _stream(self, target: str, model: str) -> _Stream:

@@ -116,6 +116,26 @@ class Incident:
         }
 
 
+def incident_from_dict(doc: Mapping[str, Any]) -> Incident:
+    """Rebuild an Incident from its ``to_dict()`` (a restart restoring open incidents from memory)."""
+    inc = Incident(id=str(doc["id"]), fingerprint=str(doc["fingerprint"]), target=str(doc["target"]),
+                   engine=str(doc.get("engine") or "unknown"), model=str(doc.get("model") or ""),
+                   opened_at=float(doc["opened_at"]), updated_at=float(doc.get("updated_at") or doc["opened_at"]),
+                   severity=str(doc.get("severity") or "warning"),
+                   peak_severity=str(doc.get("peak_severity") or doc.get("severity") or "warning"),
+                   resolved_at=None if doc.get("resolved_at") is None else float(doc["resolved_at"]),
+                   labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
+                   synthetic=bool(doc.get("synthetic")), flaps=int(doc.get("flaps") or 0),
+                   diagnosis=doc.get("diagnosis"), advisories=list(doc.get("advisories") or []),
+                   diagnoses=list(doc.get("diagnoses") or []))
+    for a in doc.get("anomalies") or []:
+        anomaly = Anomaly(str(a["code"]), str(a.get("model") or ""), str(a.get("severity") or "warning"),
+                          str(a.get("summary") or ""), float(a.get("since") or inc.opened_at),
+                          list(a.get("evidence") or []), bool(a.get("active", True)), a.get("cleared_at"))
+        inc.anomalies[(anomaly.code, anomaly.model)] = anomaly
+    return inc
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentEvent:
     kind: EventKind
@@ -153,6 +173,15 @@ class IncidentBook:
 
     def open_incidents(self) -> list[Incident]:
         return list(self._open.values())
+
+    def adopt(self, incident: Incident) -> bool:
+        """Take back an open incident remembered before a restart: it stays the same incident (same id,
+        no new "opened" event). False when its target already has an open incident here."""
+        if incident.resolved_at is not None or incident.target in self._open:
+            return False
+        self._open[incident.target] = incident
+        self.history.append(incident)
+        return True
 
     def get(self, incident_id: str) -> Incident | None:
         return next((i for i in self.history if i.id == incident_id), None)
