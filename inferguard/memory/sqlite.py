@@ -44,7 +44,11 @@ DB_NAME = "inferguard.db"
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_jsonable, allow_nan=False)
+    """Compact JSON; a non-finite number (JSON has none) is stored as null, i.e. unknown."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_jsonable, allow_nan=False)
+    except ValueError:  # the rare document with a NaN pays for the walk, the rest do not
+        return json.dumps(_finite(obj), ensure_ascii=False, separators=(",", ":"), default=_jsonable)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -236,16 +240,16 @@ class SqliteStore:
                         (row["key"], row["incident_id"], row["event"], row["ts"], _dumps(row)))
         if cur.rowcount == 0:
             return False  # already recorded (a replayed spool, a retried write)
-        self._upsert(c, _finite(dict(inc)))
+        self._upsert(c, inc)
         window = event.get("window")
         if isinstance(window, list) and window:
             old = c.execute("SELECT samples FROM windows WHERE incident_id = ?", (inc["id"],)).fetchone()
-            merged = merge_window(json.loads(old[0]) if old else [], _finite(window), self.window_cap)
+            merged = merge_window(json.loads(old[0]) if old else [], window, self.window_cap)
             c.execute("INSERT OR REPLACE INTO windows(incident_id, samples) VALUES (?, ?)",
                       (inc["id"], _dumps(merged)))
         return True
 
-    def _upsert(self, c: sqlite3.Connection, inc: dict[str, Any]) -> None:
+    def _upsert(self, c: sqlite3.Connection, inc: Mapping[str, Any]) -> None:
         old = c.execute("SELECT rowid, updated_at, peak, outcome FROM incidents WHERE id = ?", (inc["id"],)).fetchone()
         updated = inc.get("updated_at")
         if old is not None and old[1] is not None and isinstance(updated, int | float) and updated < old[1]:
@@ -283,11 +287,11 @@ class SqliteStore:
 
     def _w_save(self, c: sqlite3.Connection, key: str, doc: Mapping[str, Any]) -> None:
         c.execute("INSERT OR REPLACE INTO state(key, doc, saved_at) VALUES (?, ?, ?)",
-                  (key, _dumps(_finite(dict(doc))), self.clock()))
+                  (key, _dumps(dict(doc)), self.clock()))
 
     def _w_spool(self, c: sqlite3.Connection, backend: str, op: str, doc: Mapping[str, Any]) -> int:
         cur = c.execute("INSERT INTO spool(backend, op, doc, queued_at) VALUES (?, ?, ?, ?)",
-                        (backend, op, _dumps(_finite(dict(doc))), self.clock()))
+                        (backend, op, _dumps(dict(doc)), self.clock()))
         return int(cur.lastrowid or 0)
 
     def _w_unspool(self, c: sqlite3.Connection, backend: str, upto: int) -> None:
