@@ -52,6 +52,7 @@ class Memory:
         self.retry_min_s, self.retry_max_s = retry_min_s, retry_max_s
         self.degraded: dict[str, str] = {}
         self._closing = False
+        self._started = False
         self.replayed: dict[str, int] = {}
         self._log = log or (lambda event, **kw: _log.warning("%s %s", event, kw))
 
@@ -62,7 +63,18 @@ class Memory:
 
     async def start(self) -> None:
         """Check each remote once: bad credentials are a ConfigError now; a backend that is merely down
-        is logged and written to through the spool until it answers."""
+        is logged and written to through the spool until it answers. Every other verb calls this
+        first, so the daemon's first use (restoring state at start) is where bad credentials surface."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            self._started = False
+            raise
+
+    async def _start(self) -> None:
         for r in self._remotes:
             self._pending[r.name] = await self.local.spool_size(r.name)
             try:
@@ -128,16 +140,19 @@ class Memory:
             del self.degraded[r.name]
 
     async def record(self, event: Mapping[str, Any]) -> None:
+        await self.start()
         await self.local.record(event)
         for r in self._remotes:
             await self._send(r, "record", event)
 
     async def save(self, key: str, doc: Mapping[str, Any]) -> None:
+        await self.start()
         await self.local.save(key, doc)
         if self.state is not None:
             await self._send(self.state, "save", {"key": key, "doc": dict(doc)})
 
     async def note(self, incident_id: str, *, worked: bool, note: str = "", source: str = "operator") -> bool:
+        await self.start()
         found = await self.local.note(incident_id, worked=worked, note=note, source=source)
         if self.state is not None:
             got = await self.local.get(incident_id)
@@ -169,11 +184,13 @@ class Memory:
             return await fallback()
 
     async def load(self, key: str) -> dict[str, Any] | None:
+        await self.start()
         return await self._read(self.state, "state", lambda: self.state.load(key),  # type: ignore[union-attr]
                                 lambda: self.local.load(key))
 
     async def recall(self, query: str = "", *, incident: Mapping[str, Any] | None = None, target: str | None = None,
                      engine: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+        await self.start()
         def local() -> Awaitable[list[dict[str, Any]]]:
             return self.local.recall(query, incident=incident, target=target, engine=engine, limit=limit)
 
@@ -184,6 +201,7 @@ class Memory:
                                                                         limit=limit), local)
 
     async def get(self, incident_id: str) -> dict[str, Any] | None:
+        await self.start()
         state = self.state
         got: dict[str, Any] | None = await self._read(
             state, "incident", lambda: state.get(incident_id),  # type: ignore[union-attr]
@@ -194,6 +212,7 @@ class Memory:
 
     async def list_incidents(self, *, open_only: bool = False, target: str | None = None,
                              since: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        await self.start()
         state = self.state
         return await self._read(
             state, "list", lambda: state.list_incidents(  # type: ignore[union-attr]
