@@ -226,7 +226,11 @@ class Memory:
         out["degraded"] = dict(self.degraded)
         return out
 
-    async def aclose(self) -> None:
+    async def aclose(self, drain_s: float = 2.0) -> None:
+        """Give the spools a short, bounded chance to drain, then close. What is still spooled stays in
+        the embedded store and is replayed after the next start."""
+        if any(self._pending.values()) and len(self.degraded) < len(self._remotes):
+            await self.settle(drain_s)
         self._closing = True
         tasks = [t for t in self._drains.values() if not t.done()]
         for task in tasks:
