@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,10 @@ _LEVELS: dict[str, tuple[str, float]] = {
     "gpu_temp_c": ("ratio", 100.0),
 }
 DIMENSIONS = len(ANOMALY_CODES) + len(ENGINES) + len(_LEVELS)
+# Words that say nothing about an incident: left out of a query (each would match nearly every text).
+_STOPWORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it",
+                        "of", "on", "or", "the", "to", "was", "were", "with", "after", "before", "again", "our",
+                        "we"})
 
 
 def check_event(event: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
@@ -65,6 +70,33 @@ def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
     return {"key": event_key(event), "event": kind, "incident_id": inc["id"], "ts": event_ts(event),
             "changes": [str(c) for c in event.get("changes") or []], "severity": inc.get("severity"),
             "status": inc.get("status"), "target": inc.get("target")}
+
+
+_NUMBER = re.compile(r"(?<![\w.-])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?:%|[a-z]{1,2}\b)?", re.IGNORECASE)
+
+
+def signature_text(inc: Mapping[str, Any]) -> str:
+    """What text recall indexes: the incident's phrases without measurements (numbers), in a canonical
+    order, with its model but not its target, labels or engine (those are filters). Incidents that
+    read the same share one indexed text, so a query scores the few distinct texts, not every incident."""
+    parts: set[str] = set(inc.get("codes") or [])
+    for a in inc.get("anomalies") or []:
+        if isinstance(a, Mapping):
+            parts.add(str(a.get("code") or ""))
+            parts.add(_NUMBER.sub(" ", str(a.get("summary") or "")))
+    diag = inc.get("diagnosis")
+    if isinstance(diag, Mapping):
+        parts.add(str(diag.get("root_cause") or ""))
+        parts.update(_NUMBER.sub(" ", str(diag.get(k) or "")) for k in ("summary", "explanation"))
+    for adv in inc.get("advisories") or []:
+        if isinstance(adv, Mapping):
+            parts.add(str(adv.get("action") or ""))
+            parts.update(_NUMBER.sub(" ", str(s)) for s in adv.get("engine_steps") or [])
+    parts.add(str(inc.get("model") or ""))
+    note = inc.get("outcome")
+    if isinstance(note, Mapping) and note.get("note"):
+        parts.add(str(note["note"]))
+    return " ".join(" ".join(p.replace("_", " ").split()) for p in sorted(parts) if p.strip())
 
 
 def incident_text(inc: Mapping[str, Any]) -> str:
@@ -143,9 +175,8 @@ def summary(inc: Mapping[str, Any], score: float | None) -> dict[str, Any]:
 
 def query_terms(query: str) -> list[str]:
     """Words of a free-text query, as the FTS tokenizer sees them (underscores split words)."""
-    import re
-
-    return [w.lower() for w in re.findall(r"[^\W_]+", query)][:32]
+    words = [w.lower() for w in re.findall(r"[^\W_]+", query)]
+    return [w for w in words if w not in _STOPWORDS][:32] or words[:32]
 
 
 def merge_window(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], cap: int) -> list[dict[str, Any]]:

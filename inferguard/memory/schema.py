@@ -48,4 +48,17 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+MIGRATIONS += (
+    # 2: text recall indexes each distinct incident text once (signature_text), not every incident:
+    # BM25 then scores thousands of texts instead of every matching incident. The per-incident FTS
+    # table goes; ``texts_fts`` is filled for existing incidents by the store on open (``tid IS NULL``).
+    """
+    CREATE TABLE texts (tid INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE);
+    CREATE VIRTUAL TABLE texts_fts USING fts5(text, tokenize = 'unicode61');
+    ALTER TABLE incidents ADD COLUMN tid INTEGER;
+    CREATE INDEX incidents_by_tid ON incidents(tid, opened_at);
+    DROP TABLE incidents_fts;
+    """,
+)
+
 VERSION = len(MIGRATIONS)

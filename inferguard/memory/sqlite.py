@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import queue
@@ -30,10 +31,10 @@ from inferguard.memory.docs import (
     check_event,
     event_row,
     fingerprint_vector,
-    incident_text,
     merge_window,
     peak_levels,
     query_terms,
+    signature_text,
     summary,
 )
 from inferguard.memory.fpindex import FingerprintIndex
@@ -83,6 +84,7 @@ class SqliteStore:
         self._batch = batch
         self._closed = False
         self._wconn = self._connect(lock_timeout_s)
+        self._tids: dict[str, int] = {}  # text hash → tid, the writer's memo
         try:
             self._migrate()
             self._rconn = self._connect(lock_timeout_s)
@@ -151,6 +153,10 @@ class SqliteStore:
                         if statement.strip():
                             c.execute(statement)
                     c.execute(f"PRAGMA user_version = {number + 1}")
+                for rowid, doc, outcome in c.execute(
+                        "SELECT rowid, doc, outcome FROM incidents WHERE tid IS NULL").fetchall():
+                    text = signature_text({**json.loads(doc), "outcome": json.loads(outcome) if outcome else None})
+                    c.execute("UPDATE incidents SET tid = ? WHERE rowid = ?", (self._tid(c, text), rowid))
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -262,27 +268,38 @@ class SqliteStore:
         values = (inc.get("target"), inc.get("engine"), inc.get("model"), inc.get("status"),
                   inc.get("peak_severity") or inc.get("severity"), inc.get("opened_at"), updated,
                   inc.get("resolved_at"), _dumps(inc), _dumps(peak), blob, self._fp_seq)
+        tid = self._tid(c, signature_text({**inc, "outcome": outcome}))
         if old is None:
-            cur = c.execute("INSERT INTO incidents(target, engine, model, status, severity, opened_at, updated_at, "
-                            "resolved_at, doc, peak, fp, fp_seq, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (*values, inc["id"]))
-            rowid = cur.lastrowid
+            c.execute("INSERT INTO incidents(target, engine, model, status, severity, opened_at, updated_at, "
+                      "resolved_at, doc, peak, fp, fp_seq, tid, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      (*values, tid, inc["id"]))
         else:
-            rowid = old[0]
             c.execute("UPDATE incidents SET target=?, engine=?, model=?, status=?, severity=?, opened_at=?, "
-                      "updated_at=?, resolved_at=?, doc=?, peak=?, fp=?, fp_seq=? WHERE rowid=?", (*values, rowid))
-            c.execute("DELETE FROM incidents_fts WHERE rowid = ?", (rowid,))
-        c.execute("INSERT INTO incidents_fts(rowid, text) VALUES (?, ?)",
-                  (rowid, incident_text({**inc, "outcome": outcome})))
+                      "updated_at=?, resolved_at=?, doc=?, peak=?, fp=?, fp_seq=?, tid=? WHERE rowid=?",
+                      (*values, tid, old[0]))
+
+    def _tid(self, c: sqlite3.Connection, text: str) -> int:
+        """The id of this incident text in the text index, adding it the first time it is seen."""
+        key = hashlib.sha1(text.encode()).hexdigest()
+        tid = self._tids.get(key)
+        if tid is None:
+            row = c.execute("SELECT tid FROM texts WHERE hash = ?", (key,)).fetchone()
+            if row is None:
+                tid = int(c.execute("INSERT INTO texts(hash) VALUES (?)", (key,)).lastrowid or 0)
+                c.execute("INSERT INTO texts_fts(rowid, text) VALUES (?, ?)", (tid, text))
+            else:
+                tid = int(row[0])
+            if len(self._tids) > 50_000:
+                self._tids.clear()
+            self._tids[key] = tid
+        return tid
 
     def _w_note(self, c: sqlite3.Connection, incident_id: str, outcome: dict[str, Any]) -> bool:
         row = c.execute("SELECT rowid, doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         if row is None:
             return False
-        c.execute("UPDATE incidents SET outcome = ? WHERE rowid = ?", (_dumps(outcome), row[0]))
-        c.execute("DELETE FROM incidents_fts WHERE rowid = ?", (row[0],))
-        c.execute("INSERT INTO incidents_fts(rowid, text) VALUES (?, ?)",
-                  (row[0], incident_text({**json.loads(row[1]), "outcome": outcome})))
+        tid = self._tid(c, signature_text({**json.loads(row[1]), "outcome": outcome}))
+        c.execute("UPDATE incidents SET outcome = ?, tid = ? WHERE rowid = ?", (_dumps(outcome), tid, row[0]))
         return True
 
     def _w_save(self, c: sqlite3.Connection, key: str, doc: Mapping[str, Any]) -> None:
@@ -318,13 +335,17 @@ class SqliteStore:
                     doomed.append(iid)
                     total -= 1
         for iid in doomed:
-            rowid = c.execute("SELECT rowid FROM incidents WHERE id = ?", (iid,)).fetchone()[0]
-            c.execute("DELETE FROM incidents_fts WHERE rowid = ?", (rowid,))
-            c.execute("DELETE FROM incidents WHERE rowid = ?", (rowid,))
+            c.execute("DELETE FROM incidents WHERE id = ?", (iid,))
             c.execute("DELETE FROM events WHERE incident_id = ?", (iid,))
             c.execute("DELETE FROM windows WHERE incident_id = ?", (iid,))
         if doomed:
             c.execute("UPDATE meta SET value = value + 1 WHERE key = 'deletions'")
+            orphans = [r[0] for r in c.execute("SELECT tid FROM texts WHERE NOT EXISTS "
+                                               "(SELECT 1 FROM incidents WHERE incidents.tid = texts.tid)")]
+            for tid in orphans:
+                c.execute("DELETE FROM texts_fts WHERE rowid = ?", (tid,))
+                c.execute("DELETE FROM texts WHERE tid = ?", (tid,))
+            self._tids.clear()
         last = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         cur = c.execute("DELETE FROM events WHERE seq <= ?", (last - self.max_events,))
         return {"incidents": len(doomed), "events": max(0, cur.rowcount)}
@@ -411,18 +432,43 @@ class SqliteStore:
         if incident is not None:
             return self._similar(c, incident, target, engine, limit)
         terms = query_terms(query)
-        where, params = _filters(target, engine, prefix="i.")
+        where, params = _filters(target, engine)
         if not terms:
-            rows = c.execute(f"SELECT i.doc, i.outcome, NULL FROM incidents i {where and 'WHERE ' + where} "
-                             "ORDER BY i.opened_at DESC LIMIT ?", (*params, limit)).fetchall()
+            rows = c.execute(f"SELECT doc, outcome, NULL FROM incidents {where and 'WHERE ' + where} "
+                             "ORDER BY opened_at DESC LIMIT ?", (*params, limit)).fetchall()
         else:
-            match = " OR ".join(f'"{t}"' for t in terms)
-            rows = c.execute(
-                "SELECT i.doc, i.outcome, -incidents_fts.rank FROM incidents_fts "
-                "JOIN incidents i ON i.rowid = incidents_fts.rowid "
-                f"WHERE incidents_fts MATCH ? {where and 'AND ' + where} ORDER BY incidents_fts.rank LIMIT ?",
-                (match, *params, limit)).fetchall()
+            rows = self._text_hits(c, " OR ".join(f'"{t}"' for t in terms), where, params, limit)
         return [summary(_doc(d, o), s) for d, o, s in rows]
+
+    @staticmethod
+    def _text_hits(c: sqlite3.Connection, match: str, where: str, params: list[Any],
+                   limit: int) -> list[tuple[str, str | None, float]]:
+        """BM25 over the distinct incident texts (the best 256), then the incidents that read so:
+        best text first, newest incident first within one text."""
+        texts = c.execute("SELECT rowid, -rank FROM texts_fts WHERE texts_fts MATCH ? ORDER BY rank LIMIT 256",
+                          (match,)).fetchall()
+        if not texts:
+            return []
+        scores: dict[int, float] = dict(texts)
+        if not where:
+            out: list[tuple[str, str | None, float]] = []
+            for tid, score in texts:
+                rows = c.execute("SELECT doc, outcome FROM incidents WHERE tid = ? ORDER BY opened_at DESC LIMIT ?",
+                                 (tid, limit - len(out))).fetchall()
+                out += [(d, o, score) for d, o in rows]
+                if len(out) >= limit:
+                    break
+            return out
+        # A filter (one target, one engine) narrows the incidents to hundreds: rank those in one query.
+        marks = ",".join("?" * len(scores))
+        found = c.execute(f"SELECT rowid, tid, opened_at FROM incidents WHERE {where} AND tid IN ({marks})",
+                          (*params, *scores)).fetchall()
+        found.sort(key=lambda r: (-scores[r[1]], -(r[2] or 0.0)))
+        top = found[:limit]
+        docs = {r: (d, o) for r, d, o in c.execute(
+            f"SELECT rowid, doc, outcome FROM incidents WHERE rowid IN ({','.join('?' * len(top))})",
+            [r for r, _, _ in top])} if top else {}
+        return [(*docs[r], scores[t]) for r, t, _ in top if r in docs]
 
     def _similar(self, c: sqlite3.Connection, incident: Mapping[str, Any], target: str | None,
                  engine: str | None, limit: int) -> list[dict[str, Any]]:

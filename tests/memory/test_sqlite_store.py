@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -244,3 +245,23 @@ def test_an_unwritable_state_dir_names_the_setting(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(MemoryBackendError, match="INFERGUARD_STATE_DIR"):
         SqliteStore(blocker / "sub" / "inferguard.db")
+
+
+async def test_a_version_1_file_is_migrated_and_its_incidents_stay_searchable(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    c = sqlite3.connect(path, isolation_level=None)
+    for statement in schema.MIGRATIONS[0].split(";"):
+        if statement.strip():
+            c.execute(statement)
+    c.execute("PRAGMA user_version = 1")
+    doc = story("http://a/metrics", T0, KV)[-1]["incident"]
+    c.execute("INSERT INTO incidents(id, target, engine, status, opened_at, updated_at, doc) VALUES (?,?,?,?,?,?,?)",
+              (doc["id"], doc["target"], doc["engine"], doc["status"], doc["opened_at"], doc["updated_at"],
+               json.dumps(doc)))
+    c.close()
+    s = SqliteStore(path)
+    try:
+        assert s.schema_version == schema.VERSION >= 2
+        assert [h["id"] for h in await s.recall("KV cache preempted")] == [doc["id"]]
+    finally:
+        await s.aclose()
