@@ -120,10 +120,18 @@ def watch(
         from inferguard.view import LiveView
 
         with LiveView() as view:
-            summary = anyio.run(_build(settings, targets, options, view).run)
+            summary = _run(_build(settings, targets, options, view))
         typer.echo("inferguard watch stopped: " + " ".join(f"{k}={v}" for k, v in summary.items()))
     else:
-        anyio.run(_build(settings, targets, options, None).run)
+        _run(_build(settings, targets, options, None))
+
+
+def _run(daemon: Daemon) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = anyio.run(daemon.run)
+    except ConfigError as exc:  # bad memory credentials surface when the daemon first uses the backend
+        raise fail(exc) from None
+    return result
 
 
 def _build(settings: Settings, targets: list[Target], options: DaemonOptions, view: Sink | None) -> Daemon:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,5 +60,9 @@ def free_port() -> int:
 
 
 def clean_env() -> dict[str, str]:
-    """The environment without any InferGuard or LLM setting a developer may have exported."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_"))}
+    """The environment without any InferGuard or LLM setting a developer may have exported, and with a
+    fresh state directory (incident memory) of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "GMI_", "UPSTASH_"))}
+    env["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="inferguard-test-state-")
+    env.pop("STATE_DIRECTORY", None)
+    return env

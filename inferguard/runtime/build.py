@@ -22,6 +22,7 @@ from inferguard.config import Settings
 from inferguard.detectors import DetectorConfig
 from inferguard.errors import ConfigError
 from inferguard.logs import configure
+from inferguard.memory.store import Memory
 from inferguard.models import Target
 from inferguard.pipeline import Pipeline
 from inferguard.protocols import Actuator, IncidentStore, Probe, Sink
@@ -87,10 +88,14 @@ def build_stage(settings: Settings, brain: Brain | None = None) -> BrainStage:
 
 
 # -- memory, outputs, probes, actuation ------------------------------------------------------------------
-def build_store(settings: Settings) -> IncidentStore:
-    """The daemon's incident memory. In-memory (forgotten at exit) until the persistent backends of
-    inferguard/memory/ are wired here."""
-    return MemoryStore()
+def build_store(settings: Settings, *, clock: Callable[[], float] = time.time, log: Any = None) -> Memory:
+    """The daemon's incident memory: the embedded SQLite store in the state directory, plus Redis or
+    Upstash Redis for state and Upstash Vector for recall when configured (docs/memory.md). A backend
+    chosen without its settings is a ConfigError now; bad credentials are one at first use (start)."""
+    from inferguard.memory.build import open_memory
+
+    warn = None if log is None else (lambda event, **kw: log.warning(event, **kw))
+    return open_memory(settings.memory, clock=clock, log=warn)
 
 
 def build_local_store(settings: Settings) -> IncidentStore:
@@ -155,8 +160,8 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)
     stage = build_stage(settings, brain)
-    flow = Flow(build_pipeline(settings, targets), stage, build_store(settings), publish=fanout.publish,
-                clock=clock, log=log, telemetry=telemetry, store_timeout_s=STORE_TIMEOUT_S)
+    flow = Flow(build_pipeline(settings, targets), stage, build_store(settings, clock=clock, log=log),
+                publish=fanout.publish, clock=clock, log=log, telemetry=telemetry, store_timeout_s=STORE_TIMEOUT_S)
     read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)
     if read_model is not None:
         read_model.add_targets((t.url, t.display) for t in targets)

@@ -21,11 +21,13 @@ import anyio
 
 from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
+from inferguard.errors import ConfigError
 from inferguard.models import Scrape, Target
 from inferguard.pipeline import Observation
-from inferguard.protocols import Actuator, CycleStatus, Probe, Source, TargetDoc
+from inferguard.protocols import Actuator, CycleStatus, Probe, Source, StateStore, TargetDoc
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow, finite
+from inferguard.runtime.restart import Checkpoint, restore
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
 from inferguard.telemetry import Telemetry
@@ -80,6 +82,11 @@ class Daemon:
         self._tick = min([options.interval_s, *[t.interval_s for t in targets if t.interval_s]])
         self._brain_failures_seen = 0
         self._server: ApiServer | None = None
+        store = parts.flow.store
+        # A store that also keeps state (incident memory) carries open incidents and learned baselines
+        # across a restart; an in-memory test store does not.
+        self._state = store if isinstance(store, StateStore) else None
+        self._checkpoint = Checkpoint(self._state, self.pipeline, clock=time.monotonic) if self._state else None
 
     @property
     def proactive(self) -> dict[str, Any]:
@@ -89,6 +96,7 @@ class Daemon:
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
         try:
+            await self._restore()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_signals)
                 tg.start_soon(self._lag_monitor)
@@ -106,6 +114,7 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                await self._save_state()
                 await self.parts.fanout.aclose(timeout_s=0)  # no-op after a clean stop
                 await self.parts.source.aclose()
                 await self.parts.stage.aclose()
@@ -124,6 +133,35 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    # -- what a restart keeps (docs/memory.md) -------------------------------------------------------
+    async def _restore(self) -> None:
+        """Take back the open incidents and detector state remembered before a restart. Bad credentials
+        stop the start (ConfigError); a backend that fails is logged and the daemon starts afresh."""
+        if self._state is None:
+            return
+        try:
+            with anyio.fail_after(30):
+                got = await restore(self._state, self.pipeline, [t.url for t in self.targets])
+        except ConfigError:
+            raise
+        except Exception as exc:  # memory must never keep monitoring from starting
+            self.log.error("memory.restore_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        self.log.info("memory.restored", **got)
+
+    async def _save_state(self, changed: bool = True, *, periodic: bool = False) -> None:
+        if self._checkpoint is None:
+            return
+        try:
+            with anyio.fail_after(2 if periodic else 10):
+                if periodic:
+                    await self._checkpoint.maybe(changed)
+                else:
+                    await self._checkpoint.save()
+        except Exception as exc:  # logged and counted like any store failure, never fatal
+            self.flow.counts["store_failures"] += 1
+            self.log.error("memory.save_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -180,6 +218,7 @@ class Daemon:
         if every and self._counts["cycles"] % every == 0:
             await self.flow.investigate()
         self._report_brain_failures()
+        await self._save_state(any(o.events for o in observations), periodic=True)
         failures = sum(1 for o in observations if o.error)
         self.log.info("cycle", scraped=len(due), failed=failures,
                       open_incidents=len(self.pipeline.book.open_incidents()),

@@ -106,7 +106,7 @@ async def test_events_are_recorded_and_recalled_as_similar(engine: str, monkeypa
             "codes": ["kv_pressure", "preemption_storm", "queue_buildup"], "opened_at": 1.0, "resolved_at": 2.0,
             "anomalies": [], "diagnosis": {"root_cause": "kv_cache_exhaustion"}}
     await store.record({"event": "incident.resolved", "changes": [], "incident": past})
-    monkeypatch.setattr(build, "build_store", lambda s: store)
+    monkeypatch.setattr(build, "build_store", lambda s, **_: store)
     seen: list[Any] = []
     real = build.BrainStage.advise
 
@@ -132,7 +132,7 @@ async def test_a_failing_store_is_logged_and_monitoring_goes_on(engine: str, mon
         async def recall(self, *a: Any, **kw: Any) -> list[dict[str, Any]]:
             raise MemoryBackendError("connection refused")
 
-    monkeypatch.setattr(build, "build_store", lambda s: Down())
+    monkeypatch.setattr(build, "build_store", lambda s, **_: Down())
     _, events = await run(engine, 1.5)
     assert len([e for e in events if e["event"] == "cycle"]) >= 4
     assert any(e["event"] == "incident.opened" for e in events)
