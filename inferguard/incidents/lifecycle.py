@@ -127,7 +127,7 @@ def incident_from_dict(doc: Mapping[str, Any]) -> Incident:
                    labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
                    synthetic=bool(doc.get("synthetic")), flaps=int(doc.get("flaps") or 0),
                    diagnosis=doc.get("diagnosis"), advisories=list(doc.get("advisories") or []),
-                   diagnoses=list(doc.get("diagnoses") or []))
+                   diagnoses=list(doc.get("diagnoses") or []), events=list(doc.get("events") or []))
     for a in doc.get("anomalies") or []:
         anomaly = Anomaly(str(a["code"]), str(a.get("model") or ""), str(a.get("severity") or "warning"),
                           str(a.get("summary") or ""), float(a.get("since") or inc.opened_at),
