@@ -20,6 +20,38 @@ SCRAPE_REASONS = (
     "connect",
 )
 
+
+def describe_scrape_failure(reason: str, status: int | None = None, url: str = "", detail: str = "") -> str:
+    """What an operator needs to hear about a failed scrape: what happened, where, and what to check."""
+    path = _path_of(url)
+    if reason == "http_status":
+        hint = {401: " (authentication required: set bearer_token or bearer_token_env in the targets file)",
+                403: " (forbidden: check the bearer token)",
+                404: " (nothing served there: is this the engine's metrics path?)"}.get(status or 0, "")
+        return f"HTTP {status if status is not None else '?'} at {path}{hint}"
+    if reason == "not_metrics":
+        what = detail or "a page that is not Prometheus metrics"
+        return f"{what} at {path}, not metrics (is this the engine's /metrics URL?)"
+    return {
+        "timeout": f"no answer from {_host_of(url)} before the scrape timeout",
+        "refused": f"connection refused at {_host_of(url)}: nothing listens there (engine down or wrong port?)",
+        "connect": f"cannot connect to {_host_of(url)}" + (f": {detail}" if detail else ""),
+        "too_large": f"the page at {path} is larger than INFERGUARD_SCRAPE_MAX_BODY_BYTES",
+        "bad_encoding": f"the page at {path} is not valid UTF-8 (or its gzip is corrupt)",
+    }.get(reason, f"{reason} at {path}" + (f": {detail}" if detail else ""))
+
+
+def _path_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    path = rest[rest.find("/"):] if "/" in rest else "/"
+    return path.split("?", 1)[0] or "/"
+
+
+def _host_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0]
+    return host.rsplit("@", 1)[-1] or "the target"  # never echo userinfo: it may hold a password
+
 # Engines as identified from the metric names present, never from HELP text or a guess.
 ENGINES = ("vllm-v1", "vllm-v0", "sglang", "dcgm", "unknown")
 # What a target's ``engine`` setting may say (equal to inferguard.normalise.ENGINE_HINTS; a test checks).
@@ -71,6 +103,7 @@ class Scrape:
     body: str | None = None
     error: str | None = None
     duration_s: float = 0.0
+    detail: str = ""  # what was seen, for the operator ("an HTML page"); never recorded, never a label
 
     @property
     def ok(self) -> bool:

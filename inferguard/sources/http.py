@@ -47,9 +47,9 @@ class HttpScraper:
         headers = {"Authorization": f"Bearer {target.bearer_token}"} if target.bearer_token else None
         timeout = target.timeout_s or self.timeout_s
 
-        def fail(reason: str, status: int | None = None) -> Scrape:
+        def fail(reason: str, status: int | None = None, detail: str = "") -> Scrape:
             return Scrape(target=target.url, ts=ts, status=status, error=reason,
-                          duration_s=time.perf_counter() - started)
+                          duration_s=time.perf_counter() - started, detail=detail)
 
         try:
             with anyio.fail_after(timeout):
@@ -71,15 +71,19 @@ class HttpScraper:
         except httpx.TimeoutException:
             return fail("timeout")
         except httpx.ConnectError as exc:
-            return fail("refused" if "refused" in str(exc).lower() or _is_refused(exc) else "connect")
+            if "refused" in str(exc).lower() or _is_refused(exc):
+                return fail("refused")
+            return fail("connect", detail=_first_line(exc))
         except httpx.DecodingError:
             return fail("bad_encoding")
-        except (httpx.HTTPError, OSError):
-            return fail("connect")
+        except (httpx.HTTPError, OSError) as exc:
+            return fail("connect", detail=type(exc).__name__)
         raw = b"".join(chunks)
         head = raw[:64].lstrip().lower()
-        if head.startswith(_HTML_PREFIXES) or head.startswith((b"{", b"[")):
-            return fail("not_metrics", 200)
+        if head.startswith(_HTML_PREFIXES):
+            return fail("not_metrics", 200, "an HTML page")
+        if head.startswith((b"{", b"[")):
+            return fail("not_metrics", 200, "a JSON document")
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -88,6 +92,12 @@ class HttpScraper:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _first_line(exc: BaseException) -> str:
+    # DNS and TLS failures say what went wrong in their message; URLs in it carry no userinfo here.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
 
 
 def _is_refused(exc: BaseException) -> bool:
