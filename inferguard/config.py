@@ -220,7 +220,17 @@ def _check_url(v: str) -> str:
     v = v.strip()
     if not v.startswith(("http://", "https://")) or len(v) < 10:
         raise ValueError(f"not an http(s) URL: {v!r}")
-    return v
+    return with_metrics_path(v)
+
+
+def with_metrics_path(url: str) -> str:
+    """A base URL (no path, or just ``/``) means the engine's ``/metrics``, as InferGuard v6's
+    TARGET_ENDPOINT did; any other path is taken as given (an exporter behind a proxy may serve elsewhere)."""
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if (not slash or not path) and "?" not in host and "#" not in host:
+        return f"{scheme}://{host}/metrics"
+    return url
 
 
 class Settings(BaseModel):

@@ -195,6 +195,11 @@ class DetectorBank:
             st = self._streams[key] = _Stream(deque(maxlen=self._window))
         return st
 
+    def baselines(self, target: str, model: str) -> dict[str, float]:
+        """The baselines trusted so far for one target and model (signal -> value)."""
+        st = self._streams.get((target, model))
+        return {} if st is None else self._ready_baselines(st, self.config_for(target))
+
     @staticmethod
     def _ready_baselines(st: _Stream, cfg: DetectorConfig) -> dict[str, float]:
         return {k: b.value for k, b in st.baselines.items() if b.n >= cfg.baseline_min_samples}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from difflib import get_close_matches
 from typing import Any
 
 
@@ -51,8 +52,14 @@ class DetectorConfig:
 
     def with_overrides(self, overrides: dict[str, Any]) -> DetectorConfig:
         """Per-target thresholds from the targets file; unknown keys are a ValueError naming them."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(overrides) - known)
+        known = threshold_names()
+        bad = sorted(set(overrides) - set(known))
         if bad:
-            raise ValueError(f"unknown threshold(s): {', '.join(bad)}")
+            guesses = [f"{b} (did you mean {m[0]}?)" if (m := get_close_matches(b, known, n=1)) else b for b in bad]
+            raise ValueError(f"unknown threshold(s): {', '.join(guesses)}; valid names: {', '.join(known)}")
         return replace(self, **overrides)
+
+
+def threshold_names() -> list[str]:
+    """Every name a targets file may set under ``thresholds:``, in declaration order (docs list the same)."""
+    return [f.name for f in fields(DetectorConfig)]
