@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 
 from inferguard.config import Settings
 from inferguard.models import Target
@@ -19,6 +20,7 @@ from inferguard.protocols import EventDoc
 from inferguard.runtime.build import build_daemon
 from inferguard.runtime.daemon import DaemonOptions
 from inferguard.simulate.server import Simulator
+from inferguard.terminal import changes_text
 
 
 class _Narrator:
@@ -33,7 +35,9 @@ class _Narrator:
 
     def say(self, text: str) -> None:
         if self.console is not None:
-            self.console.print(f"[dim]{time.monotonic() - self.started:5.0f}s[/] {text}")
+            # Piped, a line is a line: never wrapped mid-phrase at an assumed 80 columns.
+            self.console.print(f"[dim]{time.monotonic() - self.started:5.0f}s[/] {text}",
+                               soft_wrap=not self.console.is_terminal)
 
     async def aclose(self) -> None:
         pass
@@ -44,22 +48,26 @@ class _Narrator:
         mark = {"opened": "[bold red]● incident opened[/]", "updated": "[yellow]▲ incident updated[/]",
                 "reopened": "[bold red]● incident reopened[/]",
                 "resolved": "[green]✓ incident resolved[/]"}[kind]
+        if kind == "resolved":
+            self.say(f"{mark} all anomalies cleared")
+            return
         active = [a for a in inc["anomalies"] if a["active"]]
-        detail = "; ".join(f"{a['code']}: {a['summary']}" for a in active) or "all anomalies cleared"
-        self.say(f"{mark} [{inc['severity']}] {' '.join(event['changes'])}\n        {detail}")
+        detail = "; ".join(f"{a['code']}: {escape(a['summary'])}" for a in active)
+        severity = escape("[" + str(inc["severity"]) + "]")
+        self.say(f"{mark} {severity} {escape(changes_text(event['changes']))}\n        {detail}")
         d = inc["diagnosis"]
-        if not d or kind == "resolved":
+        if not d:
             return
         advisories = inc["advisories"]
         actions = tuple(a["action"] for a in advisories)
         if self._told.get(inc["id"]) == (d["root_cause"], actions):
             return  # heard once per change
         self._told[inc["id"]] = (d["root_cause"], actions)
-        self.say(f"        diagnosis: [bold]{d['root_cause']}[/] ({d['source']}, confidence {d['confidence']:.2f}, "
-                 f"{d['claim_status']}) — {d['summary']}")
+        self.say(f"        diagnosis: [bold]{escape(d['root_cause'])}[/] ({d['source']}, confidence "
+                 f"{d['confidence']:.2f}, {d['claim_status']}) — {escape(d['summary'])}")
         for a in advisories[:3]:
             steps = "; ".join(a.get("engine_steps", [])[:2])
-            self.say(f"        advisory: [cyan]{a['action']}[/] ({a['horizon']}) {steps}")
+            self.say(f"        advisory: [cyan]{escape(a['action'])}[/] ({a['horizon']}) {escape(steps)}")
 
 
 async def run_demo(*, fault_s: float = 25.0, healthy_s: float = 15.0, recovery_max_s: float = 35.0,

@@ -22,7 +22,9 @@ from inferguard.models import Scrape, Target
 
 EventDoc = Mapping[str, Any]
 IncidentDoc = Mapping[str, Any]
-# ``{"target": url, "engine": str, "down": bool, "models": {model: {"ts": float, "values": {signal: float}}}}``
+# ``{"target": url, "name": str, "engine": str, "down": bool, "failure": str, "failure_short": str,
+#   "models": {model: {"ts": float, "values": {signal: float}}}}`` (``failure``: the last scrape failure,
+#   described, while the target fails)
 TargetDoc = dict[str, Any]
 
 
@@ -59,6 +61,8 @@ class CycleStatus:
     cycles: int
     open_incidents: Callable[[], list[dict[str, Any]]]
     targets: Callable[[], list[TargetDoc]]
+    # {"failures": int, "last_error": str | None, "proactive": {target: answer}}: what the brain did.
+    brain: Callable[[], dict[str, Any]] = dict
 
 
 @runtime_checkable

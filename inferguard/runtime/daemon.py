@@ -9,6 +9,7 @@ line is logged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -22,7 +23,7 @@ import anyio
 from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
 from inferguard.errors import ConfigError
-from inferguard.models import Scrape, Target
+from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation
 from inferguard.protocols import Actuator, CycleStatus, Probe, Source, StateStore, TargetDoc
 from inferguard.runtime.fanout import Fanout
@@ -81,6 +82,7 @@ class Daemon:
         self._due = {t.url: 0.0 for t in targets}
         self._tick = min([options.interval_s, *[t.interval_s for t in targets if t.interval_s]])
         self._brain_failures_seen = 0
+        self.last_failure: dict[str, Scrape] = {}  # per target, while it fails: what the view describes
         self._server: ApiServer | None = None
         store = parts.flow.store
         # A store that also keeps state (incident memory) carries open incidents and learned baselines
@@ -223,7 +225,8 @@ class Daemon:
         self.log.info("cycle", scraped=len(due), failed=failures,
                       open_incidents=len(self.pipeline.book.open_incidents()),
                       duration_ms=round((time.perf_counter() - t0) * 1000, 1))
-        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets))
+        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets,
+                                             self._brain_status))
         return observations
 
     async def process(self, scrape: Scrape) -> Observation | None:
@@ -249,6 +252,10 @@ class Daemon:
         self._counts["scrapes"] += 1
         if obs.error:
             self._counts["failures"] += 1
+            self.last_failure[scrape.target] = (scrape if scrape.error else
+                                                dataclasses.replace(scrape, error=obs.error, body=None))
+        else:
+            self.last_failure.pop(scrape.target, None)
         return obs
 
     def _report_brain_failures(self) -> None:
@@ -272,8 +279,22 @@ class Daemon:
         return [i.to_dict() for i in self.pipeline.book.open_incidents()]
 
     def _targets(self) -> list[TargetDoc]:
+        """Every configured target, in the configured order, scraped yet or not."""
         out = []
-        for url, models in self.pipeline.latest().items():
-            out.append({"target": url, "engine": self.pipeline.engine_of(url), "down": self.pipeline.bank.is_down(url),
-                        "models": {m: {"ts": s.ts, "values": finite(dict(s.values))} for m, s in models.items()}})
+        latest = self.pipeline.latest()
+        for t in self.targets:
+            models = latest.get(t.url) or {}
+            doc: TargetDoc = {"target": t.url, "name": t.name, "engine": self.pipeline.engine_of(t.url),
+                              "down": self.pipeline.bank.is_down(t.url),
+                              "models": {m: {"ts": s.ts, "values": finite(dict(s.values))} for m, s in models.items()}}
+            failed = self.last_failure.get(t.url)
+            if failed is not None:
+                doc["failure"] = describe_scrape_failure(failed.error or "", failed.status, t.url, failed.detail)
+                doc["failure_short"] = f"HTTP {failed.status}" if failed.error == "http_status" else failed.error
+            out.append(doc)
         return out
+
+    def _brain_status(self) -> dict[str, Any]:
+        stage = self.parts.stage
+        return {"failures": stage.failures, "last_error": stage.background.last_error or stage.last_error,
+                "proactive": finite(dict(self.flow.proactive))}

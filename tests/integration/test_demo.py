@@ -12,7 +12,7 @@ from inferguard.demo import run_demo
 async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident() -> None:
     out = io.StringIO()
     incidents = await run_demo(healthy_s=8, fault_s=22, recovery_max_s=40, interval_s=1.0,
-                               console=Console(file=out, width=200))
+                               console=Console(file=out, width=80))  # piped: not a terminal
     assert len(incidents) == 1, [i["codes"] for i in incidents]
     inc = incidents[0]
     assert "kv_pressure" in inc["codes"] and inc["resolved_at"] is not None
@@ -24,3 +24,9 @@ async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident() -> N
     assert {"throttle_concurrency"} <= {a["action"] for a in inc["advisories"]}
     text = out.getvalue()
     assert "incident opened" in text and "incident resolved" in text and "throttle_concurrency" in text
+    # Piped output is never wrapped mid-phrase at 80 columns, and says each thing once.
+    diagnosis = next(line for line in text.splitlines() if "diagnosis: kv_cache_exhaustion" in line)
+    assert diagnosis.rstrip().endswith(inc["diagnosis"]["summary"].rstrip()), diagnosis
+    assert text.count("all anomalies cleared") == 1
+    repeated = [line for line in text.splitlines() if "->critical" in line and line.count("->critical") > 1]
+    assert repeated == []
