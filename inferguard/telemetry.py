@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+# The targets file's labels ride on inferguard_open_anomalies so a Prometheus rule can route by team or
+# cluster. Cardinality stays bounded: the label names are fixed at start (at most this many) and their
+# values come from the targets file, not from the engines.
+MAX_TARGET_LABELS = 8
+_RESERVED = {"target", "code", "severity", "job", "instance"}
+
+
+def target_label_names(labels: Iterable[Mapping[str, str]]) -> tuple[str, ...]:
+    """The label names of all targets that are valid Prometheus names and not ours, sorted, capped."""
+    names = {k for m in labels for k in m if re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", k)
+             and not k.startswith("__") and k not in _RESERVED}
+    return tuple(sorted(names)[:MAX_TARGET_LABELS])
+
+
 class Telemetry:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, target_labels: Sequence[str] = ()) -> None:
         self.registry = registry or CollectorRegistry()
+        self.target_labels = tuple(target_labels)
         r = self.registry
         self.scrapes = Counter("inferguard_scrapes", "Scrapes by target and result", ["target", "result"], registry=r)
         self.scrape_duration = Histogram("inferguard_scrape_duration_seconds", "Scrape wall time", ["target"],
@@ -21,8 +40,9 @@ class Telemetry:
                                           buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05))
         self.loop_lag = Histogram("inferguard_loop_lag_seconds", "How late the event loop woke a timer",
                                   registry=r, buckets=_LAG_BUCKETS)
-        self.open_anomalies = Gauge("inferguard_open_anomalies", "Active anomalies", ["target", "code"],
-                                    registry=r)
+        self.open_anomalies = Gauge("inferguard_open_anomalies",
+                                    "Active anomalies by target, code, severity and the targets file's labels",
+                                    ["target", "code", "severity", *self.target_labels], registry=r)
         self.open_incidents = Gauge("inferguard_open_incidents", "Open incidents", registry=r)
         self.incident_events = Counter("inferguard_incident_events", "Incident transitions", ["kind"],
                                        registry=r)
@@ -34,3 +54,13 @@ class Telemetry:
                                     ["sink"], registry=r)
         self.store_failures = Counter("inferguard_store_failures", "Incident store calls that failed or timed out",
                                       ["verb"], registry=r)
+
+    def show_open_anomalies(self, incidents: Iterable[Mapping[str, Any]]) -> None:
+        """Reset inferguard_open_anomalies to the active anomalies of these open IncidentDocs."""
+        self.open_anomalies.clear()
+        for inc in incidents:
+            labels = inc.get("labels") or {}
+            extra = [str(labels.get(k, ""))[:128] for k in self.target_labels]
+            for a in inc.get("anomalies", []):
+                if a.get("active"):
+                    self.open_anomalies.labels(inc["target"], a["code"], a["severity"], *extra).inc()

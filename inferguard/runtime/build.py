@@ -33,7 +33,7 @@ from inferguard.sinks.log import LogSink
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.http import HttpScraper
 from inferguard.sources.timeline import TimelineWriter
-from inferguard.telemetry import Telemetry
+from inferguard.telemetry import Telemetry, target_label_names
 from inferguard.testing import MemoryStore
 
 # How long the scrape loop waits on the incident store per call before it carries on without it.
@@ -156,7 +156,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     """Everything ``inferguard watch`` runs, from settings. ``brain`` and ``view`` are injected by tests
     and by the CLI (the terminal view needs the TTY the CLI owns)."""
     log = configure(options.log_format, options.out, options.log_level)
-    telemetry = Telemetry()
+    telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
     sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)
     stage = build_stage(settings, brain)

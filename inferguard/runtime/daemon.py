@@ -266,13 +266,9 @@ class Daemon:
             self.log.warning("brain.failed", failures=stage.failures, error=last)
 
     def _refresh_gauges(self) -> None:
-        self.telemetry.open_anomalies.clear()
         open_ = self.pipeline.book.open_incidents()
         self.telemetry.open_incidents.set(len(open_))
-        for inc in open_:
-            for a in inc.anomalies.values():
-                if a.active:
-                    self.telemetry.open_anomalies.labels(inc.target, a.code).inc()
+        self.telemetry.show_open_anomalies(i.to_dict() for i in open_)
 
     # -- the status the view and the read model read -----------------------------------------------
     def _open_docs(self) -> list[dict[str, Any]]:
