@@ -7,28 +7,64 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import typer
+from dotenv import dotenv_values
 
+from inferguard import __version__
+from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError, TimelineError
-from inferguard.models import Target
+from inferguard.models import Scrape, Target, describe_scrape_failure
+from inferguard.progress import RecordProgress
 from inferguard.protocols import Sink
 from inferguard.runtime import oneshot
 from inferguard.runtime.build import build_daemon
 from inferguard.runtime.daemon import Daemon, DaemonOptions
 from inferguard.runtime.flow import dumps
+from inferguard.startup import ineffective_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, cls=ReadableGroup,
                   help="Catch, explain and advise on incidents in vLLM and SGLang serving engines.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
 app.add_typer(config_app, name="config")
 register_memory_commands(app)
+
+
+def _effective(read: Callable[[Settings], object], unit: str, name: str) -> Callable[[], str]:
+    """Help text for a default that comes from a setting: the value in force and where it came from."""
+    def text() -> str:
+        try:
+            value = read(Settings.load())
+        except ConfigError:
+            return f"{name}, which is invalid"
+        is_set = name in os.environ or name in dotenv_values(".env")
+        return f"{value}{unit}, " + (f"from {name}" if is_set else f"{name} unset")
+    return text
+
+
+SETTING_DEFAULTS["watch.interval"] = _effective(lambda s: f"{s.targets.poll_interval_seconds:g}", " s",
+                                                "POLL_INTERVAL_SECONDS")
+SETTING_DEFAULTS["watch.listen"] = _effective(lambda s: s.server.listen, "", "INFERGUARD_LISTEN")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"inferguard {__version__} (Python {sys.version.split()[0]})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Catch, explain and advise on incidents in vLLM and SGLang serving engines."""
 
 SCENARIO_HELP = ("healthy, kv_pressure, admission_overload, prefix_thrash, swap, engine_crash, ttft_regression, "
                  "spec_decode_collapse, gpu_fault")
@@ -44,11 +80,15 @@ def fail(exc: InferGuardError, prog: str = "inferguard") -> typer.Exit:
     return typer.Exit(EXIT_DATA if isinstance(exc, TimelineError) else 1)
 
 
-def _settings() -> Settings:
+def _settings(*, warn: bool = True) -> Settings:
     try:
-        return Settings.load()
+        settings = Settings.load()
     except ConfigError as exc:
         raise fail(exc) from None
+    if warn:  # the daemon logs these itself, as `settings.ignored` events
+        for name, why in ineffective_settings():
+            typer.echo(f"inferguard: warning: {name} is set but has no effect: {why}", err=True)
+    return settings
 
 
 def _targets(settings: Settings, urls: list[str] | None) -> list[Target]:
@@ -70,44 +110,62 @@ def config_show() -> None:
 
 @app.command()
 def scan(
-    url: Annotated[str, typer.Argument(help="the engine's /metrics URL")],
-    window: Annotated[float, typer.Option(help="seconds between the two scrapes")] = 5.0,
+    url: Annotated[str, typer.Argument(metavar="URL", show_default=False,
+                                       help="the engine's /metrics URL (a URL with no path means /metrics)")],
+    window: Annotated[float, typer.Option(metavar="SECONDS", min=0.0, help="seconds between scrapes")] = 5.0,
+    samples: Annotated[int, typer.Option(metavar="N", min=1, max=1000, help=(
+        "scrapes to take; 6 or more (at the default thresholds) also judges TTFT, ITL, prefix-cache and "
+        "speculative-decoding regressions against a baseline learned from the first ones"))] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
 ) -> None:
-    """One look: two scrapes WINDOW apart and a verdict. Exit 0 healthy, 1 warning, 2 critical, 3 unreachable."""
+    """One look: a few scrapes and a verdict. Exit 0 healthy, 1 warning, 2 critical, 3 no metrics read."""
     settings = _settings()
     target = _targets(settings, [url])[0]
-    result = anyio.run(oneshot.scan, settings, target, window)
+    result = anyio.run(oneshot.scan, settings, target, window, samples)
     code = result["exit_code"]
     if as_json:
         typer.echo(dumps(result))
-    else:
-        typer.echo(f"{result['verdict'].upper()}: {target.url} ({result['engine']})")
-        for f in result["anomalies"]:
-            typer.echo(f"  [{f['severity']}] {f['code']}: {f['summary']}")
-        d = result["diagnosis"]
-        if d:
-            typer.echo(f"  diagnosis: {d['root_cause']} ({d['source']}, confidence {d['confidence']:.2f}) "
-                       f"{d['summary']}")
-        for a in result["advisories"]:
-            steps = "; ".join(a.get("engine_steps", []))
-            typer.echo(f"  advisory (advice only): {a['action']} [{a['horizon']}] {steps}")
-        if result.get("error"):
-            typer.echo(f"  scrape failed: {result['error']}")
+        raise typer.Exit(code)
+    if result["error"]:
+        typer.echo(f"UNREACHABLE: {target.url}: {result['error_detail']}")
+        raise typer.Exit(code)
+    typer.echo(f"{result['verdict'].upper()}: {target.url} ({result['engine']}), "
+               f"{result['samples']} scrape(s) {window:g} s apart")
+    for f in result["anomalies"]:
+        typer.echo(f"  [{f['severity']}] {f['code']}: {f['summary']}")
+    d = result["diagnosis"]
+    if d:
+        typer.echo(f"  diagnosis: {d['root_cause']} ({d['source']}, confidence {d['confidence']:.2f}): {d['summary']}")
+    for a in result["advisories"]:
+        steps = "; ".join(a.get("engine_steps", []))
+        typer.echo(f"  advice: {a['action']} ({a['horizon']}){': ' + steps if steps else ''}")
+    whys: dict[str, list[str]] = {}
+    for n in result["not_judged"]:
+        whys.setdefault(n["why"], []).append(n["code"])
+    for why, codes in whys.items():
+        typer.echo(f"  not judged: {', '.join(codes)}: {why}")
     raise typer.Exit(code)
 
 
 @app.command()
 def watch(
-    urls: Annotated[list[str] | None, typer.Argument(help="/metrics URLs (default: TARGET_ENDPOINT)")] = None,
-    interval: Annotated[float | None, typer.Option(help="seconds between scrapes")] = None,
-    listen: Annotated[str | None, typer.Option(help="host:port for /metrics, /healthz, /readyz, /api")] = None,
+    urls: Annotated[list[str] | None, typer.Argument(
+        metavar="URL", show_default=False,
+        help="engines' /metrics URLs, no path meaning /metrics (default: TARGET_ENDPOINT, and the targets in "
+             "INFERGUARD_TARGETS_FILE)",
+    )] = None,
+    interval: Annotated[float | None, typer.Option(
+        metavar="SECONDS", min=0.001, help="seconds between scrapes of each target")] = None,
+    listen: Annotated[str | None, typer.Option(
+        metavar="HOST:PORT", help="where to serve /metrics, /healthz, /readyz and /api")] = None,
     no_listen: Annotated[bool, typer.Option("--no-listen", help="serve nothing")] = False,
-    record: Annotated[Path | None, typer.Option(help="also write every scrape to this timeline")] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    record: Annotated[Path | None, typer.Option(metavar="FILE", help="also write every scrape to this timeline "
+                                                                     "(.jsonl or .jsonl.gz)")] = None,
+    duration: Annotated[float | None, typer.Option(
+        metavar="SECONDS", min=0.0, help="stop after this many seconds (default: run until stopped)")] = None,
 ) -> None:
     """The daemon: scrape, detect, diagnose, report. SIGTERM/SIGINT stop it cleanly."""
-    settings = _settings()
+    settings = _settings(warn=False)
     targets = _targets(settings, urls)
     options = DaemonOptions(interval_s=interval or settings.targets.poll_interval_seconds,
                             listen=None if no_listen else (listen or settings.server.listen),
@@ -143,12 +201,15 @@ def _build(settings: Settings, targets: list[Target], options: DaemonOptions, vi
 
 @app.command()
 def serve(
-    urls: Annotated[list[str] | None, typer.Argument(help="/metrics URLs to watch (default: TARGET_ENDPOINT)")] = None,
-    transport: Annotated[str, typer.Option(help="stdio or streamable-http")] = "stdio",
-    host: Annotated[str, typer.Option(help="address for streamable-http (loopback unless a token is set)")]
+    urls: Annotated[list[str] | None, typer.Argument(
+        metavar="URL", show_default=False, help="/metrics URLs to watch (default: TARGET_ENDPOINT)")] = None,
+    transport: Annotated[str, typer.Option(metavar="NAME", help="stdio or streamable-http")] = "stdio",
+    host: Annotated[str, typer.Option(metavar="ADDRESS",
+                                      help="address for streamable-http (loopback unless a token is set)")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port for streamable-http")] = 8766,
-    interval: Annotated[float | None, typer.Option(help="seconds between scrapes")] = None,
+    port: Annotated[int, typer.Option(metavar="PORT", help="port for streamable-http")] = 8766,
+    interval: Annotated[float | None, typer.Option(
+        metavar="SECONDS", help="seconds between scrapes (default: POLL_INTERVAL_SECONDS)")] = None,
 ) -> None:
     """An MCP server with read-only tools (scan, incidents, recall, explain, advisories) over a watcher."""
     from inferguard.api.listen import Bind, check_bind
@@ -186,21 +247,35 @@ def serve(
 
 @app.command()
 def record(
-    url: Annotated[str, typer.Argument(help="the engine's /metrics URL")],
-    out: Annotated[Path, typer.Option("--out", help="timeline file (.jsonl, or .jsonl.gz)")],
-    interval: Annotated[float, typer.Option(help="seconds between scrapes")] = 5.0,
-    duration: Annotated[float, typer.Option(help="seconds to record")] = 60.0,
+    url: Annotated[str, typer.Argument(metavar="URL", show_default=False,
+                                       help="the engine's /metrics URL (a URL with no path means /metrics)")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", show_default=False,
+                                      help="timeline file (.jsonl, or .jsonl.gz)")],
+    interval: Annotated[float, typer.Option(metavar="SECONDS", min=0.001, help="seconds between scrapes")] = 5.0,
+    duration: Annotated[float, typer.Option(metavar="SECONDS", min=0.0, help="seconds to record")] = 60.0,
 ) -> None:
     """Write a timeline of scrapes (one JSON object per line) for `replay` and tests."""
     settings = _settings()
     target = _targets(settings, [url])[0]
-    n = anyio.run(oneshot.record, settings, target, out, interval, duration)
-    typer.echo(f"recorded {n} scrapes to {out}", err=True)
+    typer.echo(f"recording {target.url} every {interval:g} s for {duration:g} s to {out}", err=True)
+    progress = RecordProgress(duration, sys.stderr, tty=sys.stderr.isatty())
+
+    def heard(scrape: Scrape) -> None:
+        failed = scrape.error and describe_scrape_failure(scrape.error, scrape.status, target.url, scrape.detail)
+        progress.scraped(failed or "")
+
+    try:
+        n = anyio.run(oneshot.record, settings, target, out, interval, duration, heard)
+    finally:
+        progress.close()
+    failed = f", {progress.failures} failed (last: {progress.last_failure})" if progress.failures else ""
+    typer.echo(f"recorded {n} scrapes to {out}{failed}", err=True)
 
 
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(help="a timeline written by `record` or `watch --record`")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", show_default=False,
+                                         help="a timeline written by `record` or `watch --record`")],
     as_json: Annotated[bool, typer.Option("--json", help='print {"incidents": [...]} and nothing else')] = False,
     remember: Annotated[bool, typer.Option("--remember", help="record the incidents into incident memory")] = False,
 ) -> None:
@@ -229,7 +304,8 @@ def replay(
 @app.command()
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help='print only {"incidents": [...]} at the end')] = False,
-    fault: Annotated[float, typer.Option(help="seconds of injected KV-cache pressure")] = 25.0,
+    fault: Annotated[float, typer.Option(metavar="SECONDS", min=1.0,
+                                         help="seconds of injected KV-cache pressure")] = 25.0,
 ) -> None:
     """Watch a simulated engine through one incident: detection, diagnosis, advisories, resolution (~1 min)."""
     from rich.console import Console
@@ -249,14 +325,15 @@ def demo(
 
 @app.command()
 def simulate(
-    dialect: Annotated[str, typer.Option(help="vllm-v1, vllm-v0, sglang or dcgm")] = "vllm-v1",
-    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "healthy",
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port (0 = any free port)")] = 8000,
-    targets: Annotated[int, typer.Option(help="simulated engines served from this process")] = 1,
-    model: Annotated[str, typer.Option(help="model name the engines report")] = "sim/llama-3-8b-instruct",
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+    dialect: Annotated[str, typer.Option(metavar="NAME", help="vllm-v1, vllm-v0, sglang or dcgm")] = "vllm-v1",
+    scenario: Annotated[str, typer.Option(metavar="NAME", help=SCENARIO_HELP)] = "healthy",
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="port (0 = any free port)")] = 8000,
+    targets: Annotated[int, typer.Option(metavar="N", help="simulated engines served from this process")] = 1,
+    model: Annotated[str, typer.Option(metavar="NAME",
+                                       help="model name the engines report")] = "sim/llama-3-8b-instruct",
+    seed: Annotated[int, typer.Option(metavar="N", help="random seed")] = 0,
+    speed: Annotated[float, typer.Option(metavar="FACTOR", help="simulated seconds per real second")] = 1.0,
 ) -> None:
     """An OpenAI-compatible engine simulator whose /metrics speak vLLM V1/V0, SGLang or DCGM (synthetic data)."""
     from inferguard.simulate.cli import simulate_command

@@ -66,3 +66,44 @@ def clean_env() -> dict[str, str]:
     env["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="inferguard-test-state-")
     env.pop("STATE_DIRECTORY", None)
     return env
+
+
+def run_in_pty(argv: list[str], *, columns: int, cwd: str, env: dict[str, str] | None = None,
+               timeout: float = 60.0, lines: int = 40) -> tuple[int, str]:
+    """Run ``argv`` with stdin/stdout/stderr on a real pseudo-terminal of ``columns`` x ``lines``;
+    returns (exit code, everything it wrote, decoded)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+    import time
+
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+    env = dict(env if env is not None else clean_env())
+    env.update(COLUMNS=str(columns), LINES=str(lines), TERM="xterm-256color")
+    proc = subprocess.Popen(argv, stdin=sub, stdout=sub, stderr=sub, env=env, cwd=cwd, close_fds=True)
+    os.close(sub)
+    chunks = []
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(main, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        rc = proc.wait(timeout=15)
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+    return rc, b"".join(chunks).decode("utf-8", "replace")

@@ -173,7 +173,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                   read_model=read_model, api=build_api(settings, options.listen),
                   writer=TimelineWriter(options.record) if options.record else None,
                   probes=build_probes(settings), actuators=build_actuators(settings),
-                  proactive_every=settings.brain.proactive_cycle_every)
+                  proactive_every=settings.brain.proactive_cycle_every, settings=settings, view=view)
     return Daemon(parts, targets, options, clock=clock)
 
 

@@ -22,6 +22,7 @@ import anyio
 
 from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
+from inferguard.config import Settings
 from inferguard.errors import ConfigError
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation
@@ -31,6 +32,7 @@ from inferguard.runtime.flow import Flow, finite
 from inferguard.runtime.restart import Checkpoint, restore
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
+from inferguard.startup import ineffective_settings, startup_fields
 from inferguard.telemetry import Telemetry
 
 
@@ -62,6 +64,8 @@ class Parts:
     probes: list[Probe] = field(default_factory=list)
     actuators: list[Actuator] = field(default_factory=list)
     proactive_every: int = 0
+    settings: Settings | None = None  # for the start-up line
+    view: Any = None  # the terminal view, when there is one: start-up notices go there
 
 
 class Daemon:
@@ -97,6 +101,7 @@ class Daemon:
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
+        self._say_start()
         try:
             await self._restore()
             async with anyio.create_task_group() as tg:
@@ -132,6 +137,21 @@ class Daemon:
                    "uptime_s": round(time.monotonic() - started, 1)}
         self.log.info("watch.stopped", **summary)
         return summary
+
+    def _say_start(self) -> None:
+        """One line saying what the daemon is about to do, then each v6 setting it will not act on."""
+        fields = startup_fields(self.parts.settings, targets=self.targets, interval_s=self.opt.interval_s,
+                                listen=self.opt.listen) if self.parts.settings is not None else {}
+        self.log.info("watch.started", **fields)
+        ignored = ineffective_settings()
+        for name, why in ignored:
+            self.log.warning("settings.ignored", setting=name, why=why)
+        view = self.parts.view
+        if view is not None and hasattr(view, "notice"):  # the live view hides log lines: say it there
+            said = {k: ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in fields.items()}
+            view.notice("inferguard watch: " + "; ".join(f"{k} {v}" for k, v in said.items()), "dim")
+            for name, why in ignored:
+                view.notice(f"warning: {name} is set but has no effect: {why}", "yellow")
 
     def stop(self) -> None:
         self._stop.set()

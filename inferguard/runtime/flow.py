@@ -17,7 +17,7 @@ from typing import Any, cast
 import anyio
 
 from inferguard.brain import Answer, BrainStage, DiagnosisUpdate
-from inferguard.incidents import IncidentEvent
+from inferguard.incidents import Incident, IncidentEvent
 from inferguard.models import Scrape
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc, IncidentStore
@@ -73,6 +73,11 @@ class Flow:
                 await self._advise(ev)
             await self.emit(ev)
         return obs
+
+    async def readvise(self, incident: Incident) -> None:
+        """Diagnose again on the present window: a one-shot scan's verdict quotes its last samples."""
+        if self.stage is not None:
+            await self._advise(IncidentEvent("updated", incident))
 
     async def _advise(self, ev: IncidentEvent) -> None:
         assert self.stage is not None

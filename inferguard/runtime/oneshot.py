@@ -8,57 +8,96 @@ prints it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from inferguard.config import Settings
-from inferguard.models import SEVERITY_RANK, Scrape, Target
+from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_failure
+from inferguard.pipeline import Observation
 from inferguard.runtime.build import build_flow, build_local_store, build_scraper
+from inferguard.runtime.flow import Flow
 from inferguard.sources.timeline import TimelineWriter, read_timeline
 from inferguard.testing import MemoryStore
 
 EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
-async def scan(settings: Settings, target: Target, window_s: float) -> dict[str, Any]:
-    """Two scrapes ``window_s`` apart and a verdict, with the rules' diagnosis and advisories."""
+# Checks that compare with a baseline learned while the target is healthy (detectors/bank.py BASELINED).
+BASELINE_CHECKS = {"ttft_p95_s": "ttft_regression", "itl_p95_s": "itl_regression",
+                   "prefix_cache_hit_ratio": "prefix_cache_regression", "spec_accept_ratio": "spec_decode_collapse"}
+OnScrape = Callable[[Scrape], None]
+
+
+async def scan(settings: Settings, target: Target, window_s: float, samples: int = 2) -> dict[str, Any]:
+    """``samples`` scrapes ``window_s`` apart and a verdict, with the rules' diagnosis and advisories made
+    from the same samples, and the checks this many samples could not make (``not_judged``)."""
     flow = build_flow(settings, [target], single_look=True)
     scraper = build_scraper(settings)
+    seen: set[str] = set()
+    taken = 0
     try:
-        first = await flow.process(await scraper.scrape(target))
-        if first.error is None:
+        while True:
+            scrape = await scraper.scrape(target)
+            obs = await flow.process(scrape)
+            taken += 1
+            if obs.error is not None or taken >= samples:
+                break
+            seen.update(k for s in obs.signals for k in s.values)
             await anyio.sleep(window_s)
-            obs = await flow.process(await scraper.scrape(target))
-        else:
-            obs = first
     finally:
         await scraper.aclose()
+    seen.update(k for s in obs.signals for k in s.values)
     anomalies = [f.to_dict() | {"code": f.code, "model": f.model} for f in obs.findings]
     worst = max((SEVERITY_RANK[f.severity] for f in obs.findings), default=0)
+    detail = None
     if obs.error is not None:
         verdict, code = "unreachable", EXIT_UNREACHABLE
+        detail = describe_scrape_failure(obs.error, scrape.status, target.url, scrape.detail)
     else:
         verdict = ("healthy", "warning", "critical")[worst]
         code = (EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL)[worst]
     signals = {s.model: dict(s.values) for s in obs.signals}
     incident = next((i for i in flow.pipeline.book.open_incidents() if i.target == target.url), None)
+    if incident is not None:
+        await flow.readvise(incident)  # the diagnosis quotes the same samples as the anomalies
     return {"target": target.url, "verdict": verdict, "exit_code": code, "engine": obs.engine,
-            "error": obs.error, "anomalies": anomalies, "signals": signals,
+            "error": obs.error, "error_detail": detail, "samples": taken, "anomalies": anomalies,
+            "signals": signals, "not_judged": [] if obs.error else _not_judged(flow, target, obs, seen),
             "diagnosis": incident.diagnosis if incident else None,
             "advisories": incident.advisories if incident else []}
 
 
-async def record(settings: Settings, target: Target, out: Path, interval_s: float, duration_s: float) -> int:
-    """Scrape ``target`` every ``interval_s`` for ``duration_s`` into a timeline; returns the count."""
+def _not_judged(flow: Flow, target: Target, obs: Observation, seen: set[str]) -> list[dict[str, str]]:
+    cfg = flow.pipeline.bank.config_for(target.url)
+    needed = cfg.warmup_after_restart + cfg.baseline_min_samples  # scrapes before a baseline is trusted
+    ready = {k for s in obs.signals for k in flow.pipeline.bank.baselines(target.url, s.model)}
+    out = []
+    for signal, check in BASELINE_CHECKS.items():
+        if signal in ready:
+            continue
+        why = (f"need a baseline learned over {needed} scrapes (--samples {needed}, or `inferguard watch`)"
+               if signal in seen else
+               "no data in these scrapes (not exposed by this engine, or no request finished between scrapes)")
+        out.append({"code": check, "signal": signal, "why": why})
+    return out
+
+
+async def record(settings: Settings, target: Target, out: Path, interval_s: float, duration_s: float,
+                 on_scrape: OnScrape | None = None) -> int:
+    """Scrape ``target`` every ``interval_s`` for ``duration_s`` into a timeline; returns the count.
+    ``on_scrape`` hears every scrape (the CLI's progress)."""
     writer = TimelineWriter(out)
     scraper = build_scraper(settings)
     end = time.monotonic() + duration_s
     try:
         while True:
-            writer.write(await scraper.scrape(target))
+            scrape = await scraper.scrape(target)
+            writer.write(scrape)
+            if on_scrape is not None:
+                on_scrape(scrape)
             if time.monotonic() + interval_s > end:
                 break
             await anyio.sleep(interval_s)
