@@ -21,7 +21,8 @@ from inferguard.config import Settings
 # one of them declares it in a settings group, and from then on it is no longer warned about (see
 # declared_env_names); the row can then be deleted.
 V6_WITHOUT_EFFECT: tuple[tuple[str, str], ...] = (
-    ("UPSTASH_*", "Upstash memory is not implemented in this version; incidents live in this process only"),
+    ("UPSTASH_*", "not a setting of this version (Upstash memory reads UPSTASH_REDIS_REST_URL/_TOKEN and "
+                  "UPSTASH_VECTOR_REST_URL/_TOKEN)"),
     ("INFERGUARD_ACTUATION_*", "actuation is not implemented in this version; InferGuard only advises"),
     ("INFERGUARD_REPLAY_*", "v6's replay settings are replaced by `inferguard replay FILE`"),
     ("DAYTONA_API_KEY", "v6's Daytona sandboxes are not used by this version"),
