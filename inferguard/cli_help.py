@@ -66,15 +66,20 @@ class ReadableGroup(TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _readable(self.params)
-        for cmd in self.commands.values():
-            if type(cmd) is TyperCommand:
-                cmd.__class__ = ReadableCommand
-                _readable(cmd.params)
-            elif type(cmd) is TyperGroup:
-                cmd.__class__ = ReadableGroup
-                _readable(cmd.params)
+        _commands_readable(self)
 
     def get_help_option(self, ctx: Any) -> Any:
         opt = super().get_help_option(ctx)
         _readable([opt])
         return opt
+
+
+def _commands_readable(group: TyperGroup) -> None:
+    for cmd in group.commands.values():
+        if type(cmd) is TyperCommand:
+            cmd.__class__ = ReadableCommand
+            _readable(cmd.params)
+        elif type(cmd) is TyperGroup:
+            cmd.__class__ = ReadableGroup
+            _readable(cmd.params)
+            _commands_readable(cmd)

@@ -73,10 +73,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def recall(
-        query: Annotated[str, typer.Argument(help="free text, e.g. 'KV cache full on llama'")],
-        target: Annotated[str | None, typer.Option(help="only incidents on this target URL")] = None,
-        engine: Annotated[str | None, typer.Option(help="only incidents on this engine (vllm-v1, sglang, ...)")] = None,
-        limit: Annotated[int, typer.Option(min=1, max=100, help="most results")] = 5,
+        query: Annotated[str, typer.Argument(metavar="QUERY", help="free text, e.g. 'KV cache full on llama'")],
+        target: Annotated[str | None, typer.Option(metavar="URL", help="only incidents on this target URL")] = None,
+        engine: Annotated[str | None, typer.Option(metavar="ENGINE",
+                                                   help="only incidents on this engine (vllm-v1, sglang, ...)")] = None,
+        limit: Annotated[int, typer.Option(metavar="N", min=1, max=100, help="most results")] = 5,
         as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
     ) -> None:
         """Past incidents most like QUERY (BM25 over their text), best first."""
@@ -93,9 +94,10 @@ def register(app: typer.Typer) -> None:
 @incidents_app.command("list")
 def list_incidents(
     open_only: Annotated[bool, typer.Option("--open", help="only incidents still open")] = False,
-    target: Annotated[str | None, typer.Option(help="only incidents on this target URL")] = None,
-    since: Annotated[str | None, typer.Option(help="only incidents active within this long, e.g. 2h")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="most results")] = 100,
+    target: Annotated[str | None, typer.Option(metavar="URL", help="only incidents on this target URL")] = None,
+    since: Annotated[str | None, typer.Option(metavar="DURATION",
+                                              help="only incidents active within this long, e.g. 2h")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, help="most results")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print the incidents as JSON")] = False,
 ) -> None:
     """Remembered incidents, newest first."""
@@ -146,7 +148,7 @@ def show(
 def note(
     incident_id: Annotated[str, typer.Argument(metavar="ID", help="an incident id")],
     worked: Annotated[bool | None, typer.Option("--worked/--failed", help="did the fix work?")] = None,
-    text: Annotated[str, typer.Option("--note", help="what was done")] = "",
+    text: Annotated[str, typer.Option("--note", metavar="TEXT", help="what was done")] = "",
 ) -> None:
     """Remember whether the fix for an incident worked (recall shows it next time)."""
     if worked is None:

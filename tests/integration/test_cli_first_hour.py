@@ -56,8 +56,21 @@ def test_version(tmp_path: Path) -> None:
     assert p.returncode == 0 and p.stdout.startswith(f"inferguard {inferguard.__version__} ")
 
 
-@pytest.mark.parametrize("command", [[], ["scan"], ["watch"], ["record"], ["replay"], ["demo"], ["simulate"],
-                                     ["config", "show"]])
+def every_command() -> list[list[str]]:
+    import typer.main
+
+    from inferguard.cli import app
+
+    def walk(group: object, prefix: list[str]) -> list[list[str]]:
+        out = [prefix]
+        for name, cmd in getattr(group, "commands", {}).items():
+            out += walk(cmd, [*prefix, name]) if hasattr(cmd, "commands") else [[*prefix, name]]
+        return out
+
+    return walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("command", every_command(), ids=lambda c: " ".join(c) or "inferguard")
 def test_help_shows_metavars_not_python_types(command: list[str], tmp_path: Path) -> None:
     env = clean_env() | {"COLUMNS": "200", "POLL_INTERVAL_SECONDS": "30"}
     p = subprocess.run([sys.executable, "-m", "inferguard", *command, "--help"], capture_output=True, text=True,

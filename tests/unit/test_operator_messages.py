@@ -13,6 +13,7 @@ from inferguard.detectors import DetectorConfig
 from inferguard.detectors.config import threshold_names
 from inferguard.errors import ConfigError
 from inferguard.models import describe_scrape_failure
+from inferguard.runtime.build import check_thresholds
 from inferguard.startup import V6_WITHOUT_EFFECT, declared_env_names, ineffective_settings, startup_fields
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def test_targets_file_error_lists_the_valid_threshold_names(monkeypatch: pytest.
     f.write_text("- url: http://a:8000/metrics\n  thresholds: {queue_treshold: 3}\n")
     monkeypatch.setenv("INFERGUARD_TARGETS_FILE", str(f))
     with pytest.raises(ConfigError, match=r"did you mean queue_threshold\?.*valid names: kv_threshold"):
-        Settings.load().target_list()
+        check_thresholds(Settings.load().target_list())  # what `watch` runs before it starts
 
 
 def test_v6_settings_without_effect_are_named(tmp_path: Path) -> None:
