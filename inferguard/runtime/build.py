@@ -33,6 +33,7 @@ from inferguard.sinks.log import LogSink
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.http import HttpScraper
 from inferguard.sources.timeline import TimelineWriter
+from inferguard.startup import ineffective_settings, startup_fields
 from inferguard.telemetry import Telemetry, target_label_names
 from inferguard.testing import MemoryStore
 
@@ -173,7 +174,10 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                   read_model=read_model, api=build_api(settings, options.listen),
                   writer=TimelineWriter(options.record) if options.record else None,
                   probes=build_probes(settings), actuators=build_actuators(settings),
-                  proactive_every=settings.brain.proactive_cycle_every, settings=settings, view=view)
+                  proactive_every=settings.brain.proactive_cycle_every, view=view,
+                  startup=startup_fields(settings, targets=targets, interval_s=options.interval_s,
+                                         listen=options.listen),
+                  ignored=ineffective_settings())
     return Daemon(parts, targets, options, clock=clock)
 
 

@@ -22,7 +22,6 @@ import anyio
 
 from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
-from inferguard.config import Settings
 from inferguard.errors import ConfigError
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation
@@ -32,7 +31,6 @@ from inferguard.runtime.flow import Flow, finite
 from inferguard.runtime.restart import Checkpoint, restore
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
-from inferguard.startup import ineffective_settings, startup_fields
 from inferguard.telemetry import Telemetry
 
 
@@ -64,7 +62,8 @@ class Parts:
     probes: list[Probe] = field(default_factory=list)
     actuators: list[Actuator] = field(default_factory=list)
     proactive_every: int = 0
-    settings: Settings | None = None  # for the start-up line
+    startup: dict[str, Any] = field(default_factory=dict)  # the start-up line's fields
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (setting, why) set but without effect
     view: Any = None  # the terminal view, when there is one: start-up notices go there
 
 
@@ -140,10 +139,8 @@ class Daemon:
 
     def _say_start(self) -> None:
         """One line saying what the daemon is about to do, then each v6 setting it will not act on."""
-        fields = startup_fields(self.parts.settings, targets=self.targets, interval_s=self.opt.interval_s,
-                                listen=self.opt.listen) if self.parts.settings is not None else {}
+        fields, ignored = self.parts.startup, self.parts.ignored
         self.log.info("watch.started", **fields)
-        ignored = ineffective_settings()
         for name, why in ignored:
             self.log.warning("settings.ignored", setting=name, why=why)
         view = self.parts.view
