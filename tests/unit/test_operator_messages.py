@@ -4,6 +4,7 @@ which v6 settings do nothing here, and base URLs that mean /metrics."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,8 @@ def test_an_unknown_threshold_lists_the_valid_names() -> None:
 def test_docs_list_every_threshold_name() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
     assert [n for n in threshold_names() if f"`{n}`" not in doc] == []
+    listed = re.findall(r"^\| `(\w+)` \| [\d.]+ \|", doc, re.M)
+    assert sorted(listed) == sorted(threshold_names())  # and none that no longer exists
 
 
 def test_targets_file_error_lists_the_valid_threshold_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
