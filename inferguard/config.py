@@ -28,14 +28,14 @@ class TargetSettings(BaseSettings):
     model_config = _cfg()
     endpoint: str = Field("", validation_alias=AliasChoices("TARGET_ENDPOINT", "INFERGUARD_TARGET_ENDPOINT"),
                           description="one /metrics URL or a comma-separated list")
-    poll_interval_seconds: float = Field(30.0, gt=0, validation_alias=AliasChoices(
+    poll_interval_seconds: float = Field(30.0, gt=0, allow_inf_nan=False, validation_alias=AliasChoices(
         "POLL_INTERVAL_SECONDS", "INFERGUARD_POLL_INTERVAL_SECONDS"), description="seconds between scrapes")
     targets_file: Path | None = Field(None, description="YAML/JSON list of targets with labels and thresholds")
 
 
 class ScrapeSettings(BaseSettings):
     model_config = _cfg("INFERGUARD_SCRAPE_")
-    timeout_seconds: float = Field(5.0, gt=0, description="per-target scrape timeout")
+    timeout_seconds: float = Field(5.0, gt=0, allow_inf_nan=False, description="per-target scrape timeout")
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=1024, description="largest /metrics body accepted")
     concurrency: int = Field(64, ge=1, le=4096, description="scrapes in flight at once")
 
@@ -61,7 +61,7 @@ class BrainSettings(BaseSettings):
                               description="OpenAI-compatible endpoint")
     gmi_model: str = Field("openai/gpt-oss-120b", validation_alias=AliasChoices("GMI_MODEL"),
                            description="model name at that endpoint")
-    llm_timeout_seconds: float = Field(20.0, gt=0, description="per LLM call")
+    llm_timeout_seconds: float = Field(20.0, gt=0, allow_inf_nan=False, description="per LLM call")
     llm_max_calls_per_hour: int = Field(60, ge=0, description="LLM calls per sliding hour (retries included)")
     llm_proactive_share: float = Field(0.25, ge=0, le=1, allow_inf_nan=False,
                                        description="share of the LLM budget proactive calls may use; 0 = off")
@@ -131,7 +131,8 @@ class MemorySettings(BaseSettings):
     memory_retention_days: float = Field(90.0, gt=0, description="resolved incidents older than this are dropped")
     memory_max_incidents: int = Field(100_000, ge=10, description="most incidents kept (oldest resolved go first)")
     memory_max_events: int = Field(500_000, ge=100, description="length of the capped event stream")
-    memory_timeout_seconds: float = Field(2.0, gt=0, description="per Redis/Upstash call; slower counts as down")
+    memory_timeout_seconds: float = Field(2.0, gt=0, allow_inf_nan=False,
+                                          description="per Redis/Upstash call; slower counts as down")
 
     @field_validator("redis_url")
     @classmethod
@@ -196,8 +197,8 @@ class TargetSpec(BaseModel):
     url: str
     name: str = ""
     engine: str | None = None
-    interval_seconds: float | None = Field(None, gt=0)
-    timeout_seconds: float | None = Field(None, gt=0)
+    interval_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
+    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
     bearer_token: SecretStr | None = None
     bearer_token_env: str | None = None
     labels: dict[str, str] = {}

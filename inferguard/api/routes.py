@@ -99,8 +99,8 @@ def build_app(telemetry: Telemetry, health: Health, model: ApiReadModel, guard: 
         return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_: Request) -> Response:
-        # Before the first cycle finishes the process is starting, not dead.
-        ok = health.healthy() or health.last_cycle is None
+        # Before the first cycle finishes the process is starting, not dead, unless that takes a stall's time.
+        ok = not health.stalled()
         return JSONResponse(health.status(), status_code=200 if ok else 503)
 
     async def readyz(_: Request) -> Response:

@@ -10,6 +10,7 @@ one-shot commands never construct a stage themselves.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -156,6 +157,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                  view: Sink | None = None) -> Daemon:
     """Everything ``inferguard watch`` runs, from settings. ``brain`` and ``view`` are injected by tests
     and by the CLI (the terminal view needs the TTY the CLI owns)."""
+    check_options(options)
     log = configure(options.log_format, options.out, options.log_level)
     telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
     sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view))
@@ -170,7 +172,8 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
         read_model.proactive_reader = lambda: flow.proactive
         read_model.recall_reader = lambda query, limit: flow.store.recall(query, limit=limit)
     parts = Parts(source=build_scraper(settings, clock=clock), flow=flow, stage=stage, fanout=fanout,
-                  telemetry=telemetry, health=Health(options.interval_s, clock), log=log,
+                  telemetry=telemetry, health=Health(options.interval_s, clock, stall_after_s=options.stall_after_s),
+                  log=log, scrape_timeout_s=settings.scrape.timeout_seconds,
                   read_model=read_model, api=build_api(settings, options.listen),
                   writer=TimelineWriter(options.record) if options.record else None,
                   probes=build_probes(settings), actuators=build_actuators(settings),
@@ -179,6 +182,14 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                                          listen=options.listen),
                   ignored=ineffective_settings())
     return Daemon(parts, targets, options, clock=clock)
+
+
+def check_options(options: DaemonOptions) -> None:
+    """The command line's numbers: an interval, a duration or a stall limit must be finite and positive."""
+    for name, value in (("--interval", options.interval_s), ("--duration", options.duration_s),
+                        ("stall_after_s", options.stall_after_s)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(name, f"must be a finite number of seconds above 0, got {value!r}")
 
 
 def build_flow(settings: Settings, targets: Sequence[Target] = (), *, single_look: bool = False,

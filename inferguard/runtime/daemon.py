@@ -1,24 +1,32 @@
 """The daemon: schedules only. Everything it runs was built by :mod:`inferguard.runtime.build`.
 
 One task group holds the signal watcher, the loop-lag monitor, the HTTP API, one consumer task per
-sink and the scrape loop. Each cycle scrapes the due targets and hands every scrape to the
-:class:`~inferguard.runtime.flow.Flow` as it lands; every few cycles it starts the proactive checks.
-SIGTERM/SIGINT stop it cleanly: queued sink events are flushed, the timeline is closed, one summary
-line is logged.
+sink, the scrape tasks and the cycle loop. Each target runs on its own schedule (its interval) with a
+hard deadline per scrape (its timeout, never longer than its interval): a cycle starts the due
+targets' scrapes, hands each to the :class:`~inferguard.runtime.flow.Flow` as it lands, and waits for
+them at most one tick. A target still in flight then (a slow engine) finishes in the background and
+is not started again until it has; it never stretches the others' cycles. Proactive checks run in the
+background too, one round at a time. A cycle that stops finishing turns /healthz unhealthy.
+
+SIGTERM/SIGINT stop it: the signal handlers stay installed until the very end, so a second signal
+during shutdown is ignored, not fatal; shutdown is bounded (queued sink events flushed for at most a
+few seconds), the recorded timeline is closed, one summary line is logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import anyio
+from anyio.abc import TaskGroup
 
 from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
@@ -43,6 +51,7 @@ class DaemonOptions:
     log_format: str = "auto"
     log_level: int = logging.INFO
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    stall_after_s: float | None = None  # /healthz turns unhealthy after this long without a cycle
 
 
 @dataclass
@@ -65,6 +74,10 @@ class Parts:
     startup: dict[str, Any] = field(default_factory=dict)  # the start-up line's fields
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (setting, why) set but without effect
     view: Any = None  # the terminal view, when there is one: start-up notices go there
+    scrape_timeout_s: float = 5.0  # a target's own timeout wins; the hard deadline is at most its interval
+
+
+SHUTDOWN_S = 10.0  # the most a shutdown waits on anything after the loop stopped (server, sinks, stores)
 
 
 class Daemon:
@@ -92,6 +105,10 @@ class Daemon:
         # across a restart; an in-memory test store does not.
         self._state = store if isinstance(store, StateStore) else None
         self._checkpoint = Checkpoint(self._state, self.pipeline, clock=time.monotonic) if self._state else None
+        self._tg: TaskGroup | None = None
+        self._in_flight: set[str] = set()
+        self._investigating = False
+        self._signals = 0
 
     @property
     def proactive(self) -> dict[str, Any]:
@@ -101,36 +118,31 @@ class Daemon:
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._say_start()
-        try:
-            await self._restore()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_signals)
-                tg.start_soon(self._lag_monitor)
-                self.parts.fanout.start(tg)
-                if self.parts.api is not None and self.parts.read_model is not None:
-                    self._server = ApiServer(self.parts.api, self.telemetry, self.health, self.parts.read_model,
-                                             self.log, self.clock)
-                    tg.start_soon(self._server.serve)
-                await self._loop()
-                if self._server is not None:
-                    self._server.close()  # end live streams, let uvicorn close its sockets, briefly
-                    with anyio.move_on_after(3):
-                        await self._server.done.wait()
-                await self.parts.fanout.aclose()  # flush what the sinks still have queued
-                tg.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._save_state()
-                await self.parts.fanout.aclose(timeout_s=0)  # no-op after a clean stop
-                await self.parts.source.aclose()
-                await self.parts.stage.aclose()
-                await self.flow.store.aclose()
-                for probe in self.parts.probes:
-                    await probe.aclose()
-                for actuator in self.parts.actuators:
-                    await actuator.aclose()
-            if self.parts.writer:
-                self.parts.writer.close()
+        # Installed for the whole run, cleanup included: a signal after the first is received and ignored.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            try:
+                await self._restore()
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._watch_signals, signals)
+                    tg.start_soon(self._lag_monitor)
+                    self.parts.fanout.start(tg)
+                    if self.parts.api is not None and self.parts.read_model is not None:
+                        self._server = ApiServer(self.parts.api, self.telemetry, self.health, self.parts.read_model,
+                                                 self.log, self.clock)
+                        tg.start_soon(self._server.serve)
+                    await self._loop()
+                    with anyio.move_on_after(SHUTDOWN_S):
+                        if self._server is not None:
+                            self._server.close()  # end live streams, let uvicorn close its sockets, briefly
+                            with anyio.move_on_after(3):
+                                await self._server.done.wait()
+                        await self.parts.fanout.aclose()  # flush what the sinks still have queued
+                    tg.cancel_scope.cancel()  # scrapes still in flight, the API, the watchers
+            finally:
+                self._tg = None
+                with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_S):
+                    await self._close()
         summary = {**self._counts, "opened": self.flow.counts["opened"], "resolved": self.flow.counts["resolved"],
                    "open_incidents": len(self.pipeline.book.open_incidents()),
                    "uptime_s": round(time.monotonic() - started, 1)}
@@ -149,6 +161,23 @@ class Daemon:
             view.notice("inferguard watch: " + "; ".join(f"{k} {v}" for k, v in said.items()), "dim")
             for name, why in ignored:
                 view.notice(f"warning: {name} is set but has no effect: {why}", "yellow")
+
+    async def _close(self) -> None:
+        """Release everything, each step on its own: one that fails or hangs must not skip the others."""
+        if self.parts.writer:
+            self.parts.writer.close()  # first: the recorded timeline is what an operator keeps
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("state", self._save_state),  # open incidents and learned state, before the store closes
+            ("sinks", lambda: self.parts.fanout.aclose(timeout_s=0)), ("source", self.parts.source.aclose),
+            ("brain", self.parts.stage.aclose), ("store", self.flow.store.aclose),
+            *((f"probe:{i}", p.aclose) for i, p in enumerate(self.parts.probes)),
+            *((f"actuator:{i}", a.aclose) for i, a in enumerate(self.parts.actuators))]
+        for name, close in steps:
+            try:
+                with anyio.move_on_after(3):
+                    await close()
+            except Exception as exc:
+                self.log.error("shutdown.failed", part=name, error=f"{type(exc).__name__}: {exc}"[:300])
 
     def stop(self) -> None:
         self._stop.set()
@@ -182,11 +211,14 @@ class Daemon:
             self.flow.counts["store_failures"] += 1
             self.log.error("memory.save_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
-    async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
+    async def _watch_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            self._signals += 1
+            if self._signals == 1:
+                self.log.info("watch.stopping", signal=signal.Signals(signum).name)
                 self.stop()
-                return
+            else:  # already stopping: say so, and let the shutdown finish
+                self.log.warning("watch.stopping", signal=signal.Signals(signum).name, repeated=self._signals)
 
     async def _lag_monitor(self, period: float = 0.25) -> None:
         while True:
@@ -214,37 +246,76 @@ class Daemon:
         t0 = time.perf_counter()
         now = self.clock()
         # Half a tick of slack: timer jitter must not push a due target to the next cycle.
-        due = [t for t in self.targets if self._due[t.url] <= now + self._tick / 2]
+        ready = [t for t in self.targets if self._due[t.url] <= now + self._tick / 2]
+        due = [t for t in ready if t.url not in self._in_flight]
         observations: list[Observation] = []
+        landed = anyio.Event()
+        waiting = [len(due)]
 
         async def one(t: Target) -> None:
-            # Process each result as it lands: the loop then never blocks for more than one scrape's
-            # processing (~1-3 ms), instead of a whole cycle's worth at 1,000 targets.
-            obs = await self.process(await self.parts.source.scrape(t))
-            if obs is not None:
-                observations.append(obs)
+            try:
+                # Process each result as it lands: the loop then never blocks for more than one scrape's
+                # processing (~1-3 ms), instead of a whole cycle's worth at 1,000 targets.
+                obs = await self.process(await self.scrape(t))
+                if obs is not None:
+                    observations.append(obs)
+            finally:
+                self._in_flight.discard(t.url)
+                waiting[0] -= 1
+                if waiting[0] == 0:
+                    landed.set()
 
-        async with anyio.create_task_group() as tg:
+        async with contextlib.AsyncExitStack() as stack:
+            tg: TaskGroup = self._tg if self._tg is not None else await stack.enter_async_context(
+                anyio.create_task_group())  # cycle() called on its own (tests): wait for every scrape
             for t in due:
-                self._due[t.url] = now + (t.interval_s or self.opt.interval_s)
+                self._due[t.url] = now + self._interval(t)
+                self._in_flight.add(t.url)
                 tg.start_soon(one, t)
+            if due and self._tg is not None:
+                with anyio.move_on_after(self._tick):  # stragglers finish in the background
+                    await landed.wait()
         self._counts["cycles"] += 1
         self.health.beat()
         self.telemetry.heartbeat.set(self.clock())
         self.telemetry.cycle_duration.observe(time.perf_counter() - t0)
         self._refresh_gauges()
         every = self.parts.proactive_every
-        if every and self._counts["cycles"] % every == 0:
-            await self.flow.investigate()
+        if every and self._counts["cycles"] % every == 0 and not self._investigating:
+            self._investigating = True
+            if self._tg is not None:
+                self._tg.start_soon(self._investigate)
+            else:  # cycle() alone (tests): in line
+                await self._investigate()
         self._report_brain_failures()
         await self._save_state(any(o.events for o in observations), periodic=True)
         failures = sum(1 for o in observations if o.error)
+        late = len(ready) - len(due)
         self.log.info("cycle", scraped=len(due), failed=failures,
                       open_incidents=len(self.pipeline.book.open_incidents()),
-                      duration_ms=round((time.perf_counter() - t0) * 1000, 1))
-        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets,
-                                             self._brain_status))
+                      duration_ms=round((time.perf_counter() - t0) * 1000, 1),
+                      **({"still_in_flight": late} if late else {}))
+        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets))
         return observations
+
+    def _interval(self, t: Target) -> float:
+        return t.interval_s or self.opt.interval_s
+
+    def deadline(self, t: Target) -> float:
+        """A scrape's hard deadline: the target's timeout, never longer than its interval."""
+        return min(t.timeout_s or self.parts.scrape_timeout_s, self._interval(t))
+
+    async def scrape(self, t: Target) -> Scrape:
+        ts, started = self.clock(), time.perf_counter()
+        with anyio.move_on_after(self.deadline(t)):
+            return await self.parts.source.scrape(t)
+        return Scrape(target=t.url, ts=ts, error="timeout", duration_s=time.perf_counter() - started)
+
+    async def _investigate(self) -> None:
+        try:
+            await self.flow.investigate()
+        finally:
+            self._investigating = False
 
     async def process(self, scrape: Scrape) -> Observation | None:
         t0 = time.perf_counter()

@@ -152,3 +152,34 @@ def test_watch_refuses_remote_brain_without_url(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "inferguard", "watch", "http://127.0.0.1:9/metrics", "--duration", "1"],
                        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert p.returncode == 64 and "INFERGUARD_BRAIN_URL" in p.stderr
+
+
+@pytest.mark.parametrize("env, value, named", [
+    ("INFERGUARD_SCRAPE_TIMEOUT_SECONDS", "inf", "INFERGUARD_SCRAPE_TIMEOUT_SECONDS"),
+    ("POLL_INTERVAL_SECONDS", "nan", "POLL_INTERVAL_SECONDS"),
+    ("INFERGUARD_LLM_TIMEOUT_SECONDS", "Infinity", "INFERGUARD_LLM_TIMEOUT_SECONDS"),
+])
+def test_non_finite_timeouts_and_intervals_are_refused(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
+                                                       named: str) -> None:
+    # An infinite timeout would let one engine hold a scrape slot forever; NaN compares false everywhere.
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as info:
+        Settings.load()
+    assert info.value.setting == named
+
+
+def test_non_finite_target_and_command_line_numbers_are_refused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferguard.runtime.build import check_options
+    from inferguard.runtime.daemon import DaemonOptions
+
+    f = tmp_path / "targets.yaml"
+    f.write_text("- url: http://a:8000/metrics\n  timeout_seconds: .inf\n")
+    monkeypatch.setenv("INFERGUARD_TARGETS_FILE", str(f))
+    with pytest.raises(ConfigError, match=r"INFERGUARD_TARGETS_FILE\[0\]"):
+        Settings.load().target_list()
+    for bad in ({"interval_s": float("inf")}, {"interval_s": 1.0, "duration_s": float("nan")},
+                {"interval_s": 0.0}):
+        with pytest.raises(ConfigError, match="finite"):
+            check_options(DaemonOptions(**bad))  # type: ignore[arg-type]
+    check_options(DaemonOptions(interval_s=1.0, duration_s=5.0))
