@@ -1,6 +1,6 @@
 """The `inferguard` command line. Thin: parse arguments, load Settings, call :mod:`inferguard.runtime`.
 
-Imports no stage; every failure becomes an exit code in one place (:func:`fail`)."""
+Imports no stage; every failure becomes an exit code in one place (:func:`inferguard.exitcodes.fail`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from inferguard import __version__
 from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
-from inferguard.errors import ConfigError, InferGuardError, TimelineError
+from inferguard.errors import ConfigError, InferGuardError
+from inferguard.exitcodes import EXIT_USAGE, fail
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.progress import RecordProgress
 from inferguard.protocols import Sink
@@ -68,16 +69,6 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 SCENARIO_HELP = ("healthy, kv_pressure, admission_overload, prefix_thrash, swap, engine_crash, ttft_regression, "
                  "spec_decode_collapse, gpu_fault")
-EXIT_USAGE, EXIT_DATA = 64, 65  # sysexits.h: EX_USAGE for settings, EX_DATAERR for bad input files
-
-
-def fail(exc: InferGuardError, prog: str = "inferguard") -> typer.Exit:
-    """The one error-to-exit-code mapping: say what was wrong on stderr, return the Exit to raise."""
-    if isinstance(exc, ConfigError):
-        typer.echo(f"{prog}: invalid setting {exc}", err=True)
-        return typer.Exit(EXIT_USAGE)
-    typer.echo(f"{prog}: {exc}", err=True)
-    return typer.Exit(EXIT_DATA if isinstance(exc, TimelineError) else 1)
 
 
 def _settings(*, warn: bool = True) -> Settings:

@@ -14,6 +14,7 @@ import typer
 
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
+from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
 from inferguard.memory.build import open_local
 from inferguard.memory.sqlite import SqliteStore
 
@@ -35,8 +36,7 @@ def _with_store(fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
     try:
         settings = Settings.load()
     except ConfigError as exc:
-        typer.echo(f"inferguard: invalid setting {exc}", err=True)
-        raise typer.Exit(64) from None
+        raise fail(exc) from None
 
     async def run() -> T:
         store = open_local(settings.memory)
@@ -48,8 +48,7 @@ def _with_store(fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
     try:
         return anyio.run(run)
     except InferGuardError as exc:
-        typer.echo(f"inferguard: {exc}", err=True)
-        raise typer.Exit(70) from None
+        raise fail(exc, default=EXIT_SOFTWARE) from None
 
 
 def _when(ts: Any) -> str:
@@ -153,7 +152,7 @@ def note(
     """Remember whether the fix for an incident worked (recall shows it next time)."""
     if worked is None:
         typer.echo("inferguard: say --worked or --failed", err=True)
-        raise typer.Exit(64)
+        raise typer.Exit(EXIT_USAGE)
     found = _with_store(lambda s: s.note(incident_id, worked=worked, note=text))
     if not found:
         typer.echo(f"inferguard: no incident {incident_id!r} remembered", err=True)

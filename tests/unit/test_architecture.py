@@ -1,6 +1,6 @@
 """The import rules of DESIGN.md, checked.
 
-- Stages never import each other (sources, normalise, detectors, incidents, brain, sinks); none of them
+- Stages never import each other (sources, normalise, detectors, incidents, brain, memory, sinks); none of them
   imports the wiring (pipeline, runtime, cli, server).
 - ``config`` imports no stage; ``cli`` imports no stage (it calls :mod:`inferguard.runtime`).
 - ``rlm_agent`` never imports ``inferguard``; only ``inferguard/brain/client.py`` imports ``rlm_agent``,
@@ -25,7 +25,7 @@ from inferguard.sources.http import HttpScraper
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "inferguard"
-STAGES = ("sources", "normalise", "detectors", "incidents", "brain", "sinks")
+STAGES = ("sources", "normalise", "detectors", "incidents", "brain", "memory", "sinks")
 WIRING = ("inferguard.pipeline", "inferguard.runtime", "inferguard.cli", "inferguard.api", "inferguard.mcp_server",
           "inferguard.app", "inferguard.demo")
 
