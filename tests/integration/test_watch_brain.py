@@ -134,6 +134,7 @@ async def test_a_defect_on_one_target_does_not_stop_the_others(engine: str) -> N
     failed = [e for e in events if e["event"] == "pipeline.failed"]
     assert failed and all(e["target"] == engine for e in failed)
     cycles = [e for e in events if e["event"] == "cycle"]
-    assert len(cycles) >= 4 and all(c["scraped"] == 2 for c in cycles)
+    # Every cycle saw both targets: scraped, or (on a loaded machine) still in flight from the last one.
+    assert len(cycles) >= 4 and all(c["scraped"] + c.get("still_in_flight", 0) == 2 for c in cycles)
     stopped = next(e for e in events if e["event"] == "watch.stopped")
     assert stopped["internal_errors"] == len(failed)

@@ -132,6 +132,7 @@ def test_watch_keeps_going_when_a_target_is_dead(engine: tuple[Engine, str], tmp
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     cycles = [e for e in events if e["event"] == "cycle"]
-    assert len(cycles) >= 5 and all(c["scraped"] == 2 for c in cycles)
+    # Both targets every cycle: scraped, or (on a loaded machine) still in flight from the last one.
+    assert len(cycles) >= 5 and all(c["scraped"] + c.get("still_in_flight", 0) == 2 for c in cycles)
     opened = [e["incident"] for e in events if e["event"] == "incident.opened"]
     assert [(i["target"], i["codes"]) for i in opened] == [(dead, ["endpoint_unreachable"])]
