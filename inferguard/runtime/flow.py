@@ -101,7 +101,7 @@ class Flow:
         inc = self.pipeline.book.get(update.incident_id)
         if inc is None or not inc.apply_diagnosis(ts, *_plain(update), update.source):
             return None
-        return IncidentEvent("updated", inc, (update.change,))
+        return inc.record(ts, "updated", (update.change,))  # into the incident's story, and out to the sinks
 
     async def emit(self, ev: IncidentEvent) -> None:
         if ev.kind in ("opened", "resolved"):
