@@ -22,7 +22,7 @@ from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
-from inferguard.exitcodes import EXIT_USAGE, fail
+from inferguard.exitcodes import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.progress import RecordProgress
 from inferguard.protocols import Sink
@@ -209,10 +209,10 @@ def serve(
     settings = _settings()
     if transport not in ("stdio", "streamable-http"):
         typer.echo(f"inferguard serve: invalid --transport {transport!r}: stdio or streamable-http", err=True)
-        raise typer.Exit(64)
+        raise typer.Exit(EXIT_USAGE)
     if not 0 < port < 65536 or (interval is not None and not (math.isfinite(interval) and interval > 0)):
         typer.echo("inferguard serve: invalid --port or --interval", err=True)
-        raise typer.Exit(64)
+        raise typer.Exit(EXIT_USAGE)
     try:
         targets = settings.target_list(urls)
         token = settings.server.api_token.get_secret_value() if settings.server.api_token else None
@@ -225,15 +225,14 @@ def serve(
                                 log_format="json", out=sys.stderr)
         daemon = build_daemon(settings, targets, options)
     except ConfigError as exc:
-        typer.echo(f"inferguard: invalid setting {exc}", err=True)
-        raise typer.Exit(64) from None
+        raise fail(exc) from None
     server = build_server(daemon, lambda target, window: oneshot.scan(settings, target, window))
     try:
         anyio.run(run, daemon, server, transport, bind, token, settings.server.api_allowed_hosts)
     except OSError as exc:
         where = bind.address if bind else "stdio"
         typer.echo(f"inferguard serve: cannot listen on {where}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(69) from None
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
 
 
 @app.command()

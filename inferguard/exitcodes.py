@@ -1,7 +1,8 @@
 """Exit codes of the `inferguard` commands, and the one place an error becomes one.
 
 sysexits.h where a code fits: 64 (EX_USAGE) for a bad setting or argument, 65 (EX_DATAERR) for a
-malformed input file, 70 (EX_SOFTWARE) for a backend that failed; 1 otherwise.
+malformed input file, 69 (EX_UNAVAILABLE) for an address that cannot be listened on, 70 (EX_SOFTWARE)
+for a backend that failed; 1 otherwise.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import typer
 
 from inferguard.errors import ConfigError, InferGuardError, TimelineError
 
-EXIT_USAGE, EXIT_DATA, EXIT_SOFTWARE = 64, 65, 70
+EXIT_USAGE, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_SOFTWARE = 64, 65, 69, 70
 
 
 def fail(exc: InferGuardError, prog: str = "inferguard", *, default: int = 1) -> typer.Exit:
