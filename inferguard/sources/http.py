@@ -9,6 +9,7 @@ import anyio
 import httpx
 
 from inferguard.models import Scrape, Target
+from inferguard.sources.decode import BodyTooLarge, BoundedDecoder, UnsupportedEncoding
 
 ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
 _HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
@@ -33,7 +34,7 @@ class HttpScraper:
         # trust_env=False: a monitor must not be silently rerouted by proxy variables.
         self._client = httpx.AsyncClient(
             transport=transport, trust_env=False, follow_redirects=False,
-            headers={"Accept": ACCEPT, "Accept-Encoding": "gzip", "User-Agent": "inferguard/0.1"},
+            headers={"Accept": ACCEPT, "Accept-Encoding": "gzip, deflate", "User-Agent": "inferguard/0.1"},
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
 
@@ -56,16 +57,30 @@ class HttpScraper:
                 async with self._client.stream("GET", target.url, headers=headers, timeout=timeout) as resp:
                     if resp.status_code != 200:
                         return fail("http_status", resp.status_code)
+                    limit = self.max_body_bytes
                     declared = resp.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                    if declared and declared.isdigit() and int(declared) > limit:
                         return fail("too_large", resp.status_code)
+                    try:
+                        decoder = BoundedDecoder(
+                            resp.headers.get_list("content-encoding", split_commas=True), limit)
+                    except UnsupportedEncoding:
+                        return fail("bad_encoding", resp.status_code)
                     chunks: list[bytes] = []
                     size = 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > self.max_body_bytes:
-                            return fail("too_large", resp.status_code)
-                        chunks.append(chunk)
+                    try:
+                        # Raw bytes, decoded by us: both the wire size and every decoded layer are
+                        # capped (a stream of empty gzip members is small decoded, endless raw).
+                        async for raw_chunk in resp.aiter_raw():
+                            size += len(raw_chunk)
+                            if size > limit:
+                                return fail("too_large", resp.status_code)
+                            chunks.append(decoder.feed(raw_chunk))
+                        decoder.finish()
+                    except BodyTooLarge:
+                        return fail("too_large", resp.status_code)
+                    except UnsupportedEncoding:
+                        return fail("bad_encoding", resp.status_code)
         except TimeoutError:
             return fail("timeout")
         except httpx.TimeoutException:

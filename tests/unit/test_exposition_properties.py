@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -25,7 +26,9 @@ from inferguard.models import Exposition
 from inferguard.sources.exposition import ExpositionParser, parse
 
 # Shared 2-core machine: no per-example deadline (timing noise is not a bug), modest example counts.
-PROPS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# IG_PROP_EXAMPLES raises the count for a long hunt by hand; CI keeps the default.
+PROPS = settings(max_examples=int(os.environ.get("IG_PROP_EXAMPLES", "100")), deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow])
 
 Key = tuple[str, tuple[tuple[str, str], ...], float | str]
 
@@ -50,6 +53,11 @@ def _grouped(keys: Iterable[Key]) -> list[Key]:
 
 metric_names = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,24}", fullmatch=True)
 label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
+# Names starting with "__" are reserved: the Go parser Prometheus uses (and ours) accepts them,
+# prometheus_client's parser rejects them. Pages meant for the oracle avoid them, so the comparison
+# is deterministic; test_exposition.py pins down what we do with them.
+# (A regex, not .filter(): hypothesis replays a filtered regex strategy inconsistently.)
+plain_label_names = st.from_regex(r"(?:[a-zA-Z][a-zA-Z0-9_]{0,12}|_[a-zA-Z0-9][a-zA-Z0-9_]{0,11})", fullmatch=True)
 # Any unicode except surrogates (not encodable); quotes, backslashes and newlines included on purpose.
 label_values = st.text(st.characters(codec="utf-8"), max_size=16)
 help_texts = st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=40)
@@ -88,8 +96,8 @@ def values(draw: st.DrawFn) -> tuple[float, str]:
 
 
 @st.composite
-def samples_for(draw: st.DrawFn, name: str) -> Sample:
-    names = draw(st.lists(label_names, max_size=4, unique=True))
+def samples_for(draw: st.DrawFn, name: str, reserved: bool = True) -> Sample:
+    names = draw(st.lists(label_names if reserved else plain_label_names, max_size=4, unique=True))
     labels = {n: draw(label_values) for n in names}
     value, text = draw(values())
     return Sample(name, labels, value, text)
@@ -110,7 +118,7 @@ def pages(draw: st.DrawFn, quirks: bool = True) -> tuple[str, list[Sample], dict
                                         ["gauge", "untyped", "counter", "histogram", "summary"]))
             lines.append(f"# TYPE {fam} {kind}")
             types[fam] = kind
-        for s in draw(st.lists(samples_for(fam), max_size=4)):
+        for s in draw(st.lists(samples_for(fam, reserved=quirks), max_size=4)):
             sep = draw(st.sampled_from([",", ", "])) if quirks else ","
             body = sep.join(f'{k}="{_escape(v)}"' for k, v in s.labels.items())
             if quirks and s.labels and draw(st.booleans()):
@@ -214,7 +222,7 @@ def real_writer_families(draw: st.DrawFn) -> list[GaugeMetricFamily | HistogramM
     fams: list[GaugeMetricFamily | HistogramMetricFamily] = []
     for i, base in enumerate(draw(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
                                            min_size=1, max_size=4, unique=True))):
-        names = draw(st.lists(label_names.filter(lambda n: n != "le"), max_size=3, unique=True))
+        names = draw(st.lists(plain_label_names.filter(lambda n: n != "le"), max_size=3, unique=True))
         if i % 2 == 0:
             g = GaugeMetricFamily(f"{base}_g{i}", draw(help_texts), labels=names)
             for _ in range(draw(st.integers(0, 3))):
