@@ -214,9 +214,11 @@ class Exposition:
 
     ``samples`` maps a *sample* name (``vllm:ttft_seconds_bucket``, ``vllm:num_requests_running``)
     to its ``(labels, value)`` pairs in page order. ``types`` maps a *family* name to its TYPE.
-    ``sample_lines`` counts every sample line on the page, kept or not.
+    ``sample_lines`` counts every sample line on the page, kept or not. ``dropped`` counts the kept
+    samples the parser refused, by why (``duplicate_series``, ``long_labels``, ``series_over_limit``).
     """
 
     samples: dict[str, list[tuple[Labels, float]]] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     sample_lines: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)

@@ -8,6 +8,13 @@ first bad line. Each distinct label-set text is checked strictly and parsed once
 cached (bounded), so a daemon re-scraping one target pays a dict lookup per line for labels; ``keep``
 is memoised per name, and a skipped name costs no float conversion or list append.
 
+Duplicate series (one name and label set twice on a page) keep the *first* value, as Prometheus'
+scrape loop does (it drops the later sample as a duplicate); the rest are counted in
+``Exposition.dropped["duplicate_series"]``, never silently taking the last value. Bounds per page,
+counted the same way rather than failing the page: a series with a label name or value longer than
+``max_label_length`` characters is dropped (``long_labels``), and kept samples past ``max_series``
+are dropped (``series_over_limit``).
+
 Deliberately strict where the Go parser Prometheus uses is strict: only the escapes \\ \" \n in
 label values, duplicate label names rejected, TYPE lines must name a known type. Deliberately
 lenient where real captures need it: ``...`` lines, ``, `` between labels, trailing comma, CRLF,
@@ -22,7 +29,10 @@ from collections.abc import Callable
 from inferguard.errors import ExpositionError
 from inferguard.models import Exposition, Labels
 
-__all__ = ["ExpositionParser", "parse"]
+__all__ = ["MAX_LABEL_LENGTH", "MAX_SERIES", "ExpositionParser", "parse"]
+
+MAX_SERIES = 50_000  # kept samples per page; a large real vLLM page keeps a few thousand
+MAX_LABEL_LENGTH = 1024  # characters in one label name or value; model paths are far shorter
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
@@ -114,15 +124,19 @@ class ExpositionParser:
     ``max_label_cache``) and shared between samples and scrapes: treat them as read-only.
     """
 
-    __slots__ = ("_keep", "_kept", "_label_cache", "_max")
+    __slots__ = ("_keep", "_kept", "_label_cache", "_max", "max_label_length", "max_series")
 
-    def __init__(self, keep: Callable[[str], bool] | None = None, *, max_label_cache: int = 50_000) -> None:
-        if max_label_cache < 1:
-            raise ValueError("max_label_cache must be >= 1")
+    def __init__(self, keep: Callable[[str], bool] | None = None, *, max_label_cache: int = 50_000,
+                 max_series: int = MAX_SERIES, max_label_length: int = MAX_LABEL_LENGTH) -> None:
+        if max_label_cache < 1 or max_series < 1 or max_label_length < 1:
+            raise ValueError("max_label_cache, max_series and max_label_length must be >= 1")
         self._keep = keep
         self._max = max_label_cache
+        self.max_series = max_series
+        self.max_label_length = max_label_length
         self._kept: dict[str, bool] = {}
-        self._label_cache: dict[str, Labels] = {}
+        # block text -> (labels, series key); labels None when a name or value is too long.
+        self._label_cache: dict[str, tuple[Labels | None, tuple[tuple[str, str], ...]]] = {}
 
     def parse_bytes(self, body: bytes) -> Exposition:
         """Decode ``body`` as strict UTF-8 and parse it."""
@@ -154,9 +168,16 @@ class ExpositionParser:
         cache_get = self._label_cache.get
         samples: dict[str, list[tuple[Labels, float]]] = {}
         samples_get = samples.get
+        # Series keys seen per kept name: the first sample of a series wins, later ones are counted.
+        seen: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+        seen_get = seen.get
         types: dict[str, str] = {}
         sample_lines = 0
+        kept_samples = 0
+        max_series = self.max_series
+        duplicates = long_labels = over_limit = 0
         empty: Labels = {}
+        no_key: tuple[tuple[str, str], ...] = ()
         for name, block, value, family, kind in found:
             if not name:
                 if family:
@@ -166,11 +187,12 @@ class ExpositionParser:
             # Every block is checked (strictly, once per distinct text) whether kept or not, so
             # what is accepted never depends on ``keep``.
             if block:
-                labels = cache_get(block)
-                if labels is None:
-                    labels = self._labels(block, text)
+                entry = cache_get(block)
+                if entry is None:
+                    entry = self._labels(block, text)
+                labels, key = entry
             else:
-                labels = empty
+                labels, key = empty, no_key
             wanted = kept_get(name)
             if wanted is None:
                 wanted = True if keep is None else bool(keep(name))
@@ -179,15 +201,31 @@ class ExpositionParser:
                 kept[name] = wanted
             if not wanted:
                 continue
+            if labels is None:
+                long_labels += 1
+                continue
+            keys = seen_get(name)
+            if keys is None:
+                seen[name] = keys = set()
+            elif key in keys:
+                duplicates += 1
+                continue
+            if kept_samples >= max_series:
+                over_limit += 1
+                continue
+            keys.add(key)
+            kept_samples += 1
             bucket = samples_get(name)
             if bucket is None:
                 samples[name] = bucket = []
             bucket.append((labels, float(value)))
         if sample_lines == 0 and not types and not _has_comment(text):
             raise ExpositionError("not_metrics", "empty body: no samples and no comments", line=1)
-        return Exposition(samples=samples, types=types, sample_lines=sample_lines)
+        dropped = {k: n for k, n in (("duplicate_series", duplicates), ("long_labels", long_labels),
+                                     ("series_over_limit", over_limit)) if n}
+        return Exposition(samples=samples, types=types, sample_lines=sample_lines, dropped=dropped)
 
-    def _labels(self, block: str, text: str) -> Labels:
+    def _labels(self, block: str, text: str) -> tuple[Labels | None, tuple[tuple[str, str], ...]]:
         """Check one label block strictly, parse and cache it (first sight per parser only)."""
         if _LABELS_RE.fullmatch(block) is None:
             raise ExpositionError(
@@ -200,10 +238,14 @@ class ExpositionParser:
                     "not_metrics", f"duplicate label {key!r} in {_snippet(block)}", line=_line_of(text, block)
                 )
             labels[key] = _ESCAPE_RE.sub(_unescape, raw) if "\\" in raw else raw
+        limit = self.max_label_length
+        too_long = any(len(k) > limit or len(v) > limit for k, v in labels.items())
+        # The series key ignores label order: a{x="1",y="2"} and a{y="2",x="1"} are one series.
+        entry = (None if too_long else labels, () if too_long else tuple(sorted(labels.items())))
         if len(self._label_cache) >= self._max:
             self._label_cache.clear()
-        self._label_cache[block] = labels
-        return labels
+        self._label_cache[block] = entry
+        return entry
 
 
 def _has_comment(text: str) -> bool:
