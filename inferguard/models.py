@@ -72,6 +72,7 @@ ANOMALY_CODES = (
     "metrics_missing",
     "engine_unidentified",
     "gpu_fault",
+    "metrics_dropped",
 )
 
 

@@ -98,6 +98,7 @@ class Pipeline:
         error = scrape.error
         signals: tuple[Signals, ...] = ()
         engine_now: str | None = None
+        dropped: dict[str, int] = {}
         if error is None and scrape.body is not None:
             try:
                 exp = st.parser.parse(scrape.body)
@@ -113,14 +114,21 @@ class Pipeline:
                 for s in signals:
                     st.model_findings[s.model] = self.bank.observe(s)
                     st.latest[s.model] = s
-                if signals and not st.model:
+                present = {s.model for s in signals}
+                for gone in [m for m in st.latest if m not in present]:
+                    # A model that left the page takes its anomalies with it (the incident can resolve).
+                    del st.latest[gone]
+                    st.model_findings.pop(gone, None)
+                    self.bank.forget(scrape.target, gone)
+                if signals and st.model not in present:
                     st.model = signals[0].model
                 engine_now = result.engine
+                dropped = {**exp.dropped, **result.dropped}
         elif error is None:
             error = "not_metrics"
         st.failing = error is not None
         target_findings = self.bank.target_status(
-            scrape.target, scrape.ts, error=error, engine=engine_now)
+            scrape.target, scrape.ts, error=error, engine=engine_now, dropped=dropped)
         findings = target_findings + [f for fs in st.model_findings.values() for f in fs]
         events = self.book.update(scrape.target, scrape.ts, findings, engine=st.engine, model=st.model,
                                   labels=st.target.labels, synthetic=st.synthetic, reachable=error is None)

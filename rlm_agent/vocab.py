@@ -24,6 +24,7 @@ ANOMALY_CODES = (
     "metrics_missing",
     "engine_unidentified",
     "gpu_fault",
+    "metrics_dropped",
 )
 
 # The canonical signal names the brain reads (a subset of inferguard.models.SIGNALS).

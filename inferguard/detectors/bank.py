@@ -50,6 +50,14 @@ BASELINED = ("ttft_p95_s", "itl_p95_s", "prefix_cache_hit_ratio", "spec_accept_r
 _FIRE_NOW = {"engine_restart": 1}
 
 _CLEAR_NOW = {"engine_restart": 1, "endpoint_unreachable": 1, "metrics_missing": 1}
+# What each count of dropped samples means: (how the summary names it, the evidence note).
+_DROP_NOTES: dict[str, tuple[str, str]] = {
+    "duplicate_series": ("duplicate series", "a series printed more than once; the first value is kept"),
+    "long_labels": ("series with over-long labels", "a label name or value past the length limit"),
+    "series_over_limit": ("series over the per-page limit", "samples past the per-page series limit"),
+    "models_over_limit": ("models over the per-target limit", "models past the per-target model limit"),
+    "invalid_histograms": ("non-cumulative histograms", "bucket counts fall as le rises: no quantile"),
+}
 _TARGET = "\x00target"  # the stream key of target-level tracks; no model can be called this
 
 
@@ -121,15 +129,23 @@ class DetectorBank:
                 st.since_restart = 0
 
     # -- target level ------------------------------------------------------------------------
-    def target_status(self, target: str, ts: float, *, error: str | None, engine: str | None) -> list[Finding]:
-        """Reachability and identification, judged per scrape; returns the active target-level findings."""
+    def target_status(self, target: str, ts: float, *, error: str | None, engine: str | None,
+                      dropped: Mapping[str, int] | None = None) -> list[Finding]:
+        """Reachability, identification and what the page made us drop, judged per scrape; returns the
+        active target-level findings."""
         cfg = self.config_for(target)
         st = self._stream(target, _TARGET)
+        drops = {k: n for k, n in (dropped or {}).items() if n > 0}
         if error is not None:
             down = Condition("fire", "critical", f"scrape failed: {error}",
                              (ev("scrape_error", None, note=error),))
             unident = Condition("unknown")
+            lost = Condition("unknown")
         else:
+            lost = (Condition("fire", "warning", "dropped from the page: " + ", ".join(
+                        f"{n} {_DROP_NOTES.get(k, k)[0]}" for k, n in sorted(drops.items())),
+                        tuple(ev(k, float(n), note=_DROP_NOTES.get(k, ("", k))[1]) for k, n in sorted(drops.items())))
+                    if drops else Condition("clear"))
             down = Condition("clear")
             unident = (Condition("fire", "warning", "no known engine metrics on this endpoint",
                                  (ev("engine", None, note="unknown"),))
@@ -137,7 +153,14 @@ class DetectorBank:
         st.tracks.setdefault("endpoint_unreachable", Track()).step(
             down, ts, cfg.unreachable_after, _CLEAR_NOW["endpoint_unreachable"])
         st.tracks.setdefault("engine_unidentified", Track()).step(unident, ts, cfg.fire_after, 1)
+        # Seen on the page itself, not a level that may pass: raised at once, cleared like the others.
+        st.tracks.setdefault("metrics_dropped", Track()).step(lost, ts, 1, cfg.clear_after)
         return self._findings(st, target, "")  # target-level findings name no model
+
+    def forget(self, target: str, model: str) -> None:
+        """The model is gone from the target's page: its window, baselines and tracks go too."""
+        if model != _TARGET:
+            self._streams.pop((target, model), None)
 
     def is_down(self, target: str) -> bool:
         st = self._streams.get((target, _TARGET))

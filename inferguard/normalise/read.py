@@ -93,8 +93,12 @@ def fold_series(rows: Rows, spec: Series, model_of: Callable[[Labels], str], mod
 
 
 def fold_histogram(rows: Rows, spec: Histo, model_of: Callable[[Labels], str],
-                   model_label: str | None) -> dict[str, Hist]:
-    """model -> cumulative buckets; copies folded by max per bucket, ``sum_by`` groups summed."""
+                   model_label: str | None, invalid: set[str] | None = None) -> dict[str, Hist]:
+    """model -> cumulative buckets; copies folded by max per bucket, ``sum_by`` groups summed.
+
+    Buckets are cumulative: a count that falls as ``le`` rises is not a histogram. Such a model's
+    histogram is left out (no quantile is better than a plausible wrong one) and named in ``invalid``.
+    """
     cell: dict[tuple[str, str | tuple[str, ...]], dict[float, float]] = {}
     group = _grouper(model_of, model_label, spec.sum_by)
     le_of = _LE_CACHE.get
@@ -120,7 +124,11 @@ def fold_histogram(rows: Rows, spec: Histo, model_of: Callable[[Labels], str],
         if old is None or v > old:
             buckets[bound] = v
     merged: dict[str, dict[float, float]] = {}
+    broken: set[str] = set()
     for (model, _), found in cell.items():
+        if not _cumulative(found):
+            broken.add(model)
+            continue
         into = merged.get(model)
         if into is None:
             merged[model] = found
@@ -128,13 +136,29 @@ def fold_histogram(rows: Rows, spec: Histo, model_of: Callable[[Labels], str],
             for bound, v in found.items():
                 into[bound] = into.get(bound, 0.0) + v
     out: dict[str, Hist] = {}
+    if invalid is not None:
+        invalid.update(broken)
     for model, found in merged.items():
+        if model in broken:
+            continue
         bounds = tuple(sorted(found))
         out[model] = (bounds, tuple([found[b] for b in bounds]))
     return out
 
 
-def read(exp: Exposition, dialect: Dialect) -> dict[str, ModelSnap]:
+def _cumulative(found: dict[float, float]) -> bool:
+    last = -1.0
+    for bound in sorted(found):
+        v = found[bound]
+        if v < last:
+            return False
+        last = v
+    return True
+
+
+def read(exp: Exposition, dialect: Dialect, invalid: set[tuple[str, str]] | None = None) -> dict[str, ModelSnap]:
+    """Per-model snapshots. ``invalid`` collects (model, histogram key) pairs whose buckets are not
+    cumulative (left out of the snapshot)."""
     samples = exp.samples
     model_of = dialect.model_of
     model_label = dialect.model_label
@@ -160,6 +184,9 @@ def read(exp: Exposition, dialect: Dialect) -> dict[str, ModelSnap]:
     for h in dialect.histograms:
         rows = _first(samples, h.names, "_bucket")
         if rows:
-            for model, hist in fold_histogram(rows, h, model_of, model_label).items():
+            broken: set[str] = set()
+            for model, hist in fold_histogram(rows, h, model_of, model_label, broken).items():
                 snap(model).hists[h.key] = hist
+            if invalid is not None:
+                invalid.update((m, h.key) for m in broken)
     return snaps

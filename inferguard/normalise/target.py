@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.models import Exposition, Signals
@@ -23,11 +23,18 @@ _NO_HINT = (None, "", "auto")
 ENGINE_HINTS: tuple[str, ...] = ("auto", *DIALECTS)
 
 
+# Models (GPUs for DCGM) tracked per target. Past it, the models already tracked keep their place and
+# the rest are dropped and counted: an endpoint printing ever-new model names cannot grow our state.
+MAX_MODELS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Normalised:
     engine: str
     signals: tuple[Signals, ...]  # one per model (per GPU for DCGM); empty if the engine is unknown
     restarted: bool  # a counter went backwards / the process start time changed since last update
+    # What was left out, by why: ``models_over_limit``, ``invalid_histograms`` (not cumulative).
+    dropped: Mapping[str, int] = field(default_factory=dict)
 
 
 def _start_time(exp: Exposition) -> float | None:
@@ -76,11 +83,14 @@ class TargetNormaliser:
     gauges only: rates and quantiles need two scrapes.
     """
 
-    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "target")
+    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "max_models", "target")
 
-    def __init__(self, target: str, engine_hint: str | None = None) -> None:
+    def __init__(self, target: str, engine_hint: str | None = None, *, max_models: int = MAX_MODELS) -> None:
         if engine_hint not in _NO_HINT and engine_hint not in DIALECTS:
             raise ConfigError("engine_hint", f"{engine_hint!r} is not one of {', '.join(DIALECTS)} (or auto)")
+        if max_models < 1:
+            raise ConfigError("max_models", "must be >= 1")
+        self.max_models = max_models
         self.target = target
         self.engine_hint = None if engine_hint in _NO_HINT else engine_hint
         self._engine: str | None = None
@@ -128,7 +138,18 @@ class TargetNormaliser:
             self._prev = {}
             return Normalised(engine, (), restarted)
 
-        snaps = read(exp, dialect)
+        invalid: set[tuple[str, str]] = set()
+        snaps = read(exp, dialect, invalid)
+        dropped: dict[str, int] = {}
+        if invalid:
+            dropped["invalid_histograms"] = len(invalid)
+        if len(snaps) > self.max_models:
+            # The models tracked already keep their place; newcomers fill what is left, by name.
+            known = sorted(m for m in snaps if m in self._prev)
+            new = sorted(m for m in snaps if m not in self._prev)
+            keep = (known + new)[: self.max_models]
+            dropped["models_over_limit"] = len(snaps) - len(keep)
+            snaps = {m: snaps[m] for m in keep}
         signals: list[Signals] = []
         any_restart = restarted
         for model in sorted(snaps):
@@ -153,7 +174,7 @@ class TargetNormaliser:
             # Identified, yet none of the names we read: say so rather than report nothing.
             signals.append(Signals(self.target, ts, engine, "", {}, restarted, dialect.core))
         self._prev = snaps
-        return Normalised(engine, tuple(signals), any_restart)
+        return Normalised(engine, tuple(signals), any_restart, dropped)
 
 
 def _quantiles(dialect: Dialect, hists: Mapping[str, Hist], values: dict[str, float]) -> None:
