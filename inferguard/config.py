@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inferguard.errors import ConfigError
 from inferguard.models import ENGINE_HINTS, Target
+from inferguard.urls import redact_urls, split_credentials
 
 
 def _cfg(prefix: str = "INFERGUARD_") -> SettingsConfigDict:
@@ -220,7 +221,7 @@ class TargetSpec(BaseModel):
 def _check_url(v: str) -> str:
     v = v.strip()
     if not v.startswith(("http://", "https://")) or len(v) < 10:
-        raise ValueError(f"not an http(s) URL: {v!r}")
+        raise ValueError(f"not an http(s) URL: {split_credentials(v)[0]!r}")
     return with_metrics_path(v)
 
 
@@ -262,7 +263,7 @@ class Settings(BaseModel):
         raw = urls if urls else [u for u in self.targets.endpoint.split(",") if u.strip()]
         for u in raw:
             try:
-                out.append(Target(url=_check_url(u)))
+                out.append(Target.from_url(_check_url(u)))
             except ValueError as exc:
                 raise ConfigError("TARGET_ENDPOINT", str(exc)) from None
         if self.targets.targets_file is not None and not urls:
@@ -283,6 +284,8 @@ class Settings(BaseModel):
             for name, value in group:
                 if isinstance(value, SecretStr):
                     value = "**********"
+                elif key == "targets" and name == "endpoint":
+                    value = redact_urls(value)
                 elif isinstance(value, Path):
                     value = str(value)
                 values[name] = value
@@ -317,7 +320,7 @@ def load_targets_file(path: Path) -> list[Target]:
             token = os.environ.get(spec.bearer_token_env)
             if token is None:
                 raise ConfigError(f"{setting}[{i}].bearer_token_env", f"${spec.bearer_token_env} is not set")
-        out.append(Target(url=spec.url, name=spec.name, engine_hint=spec.engine,
+        out.append(Target.from_url(spec.url, name=spec.name, engine_hint=spec.engine,
                           interval_s=spec.interval_seconds, timeout_s=spec.timeout_seconds, bearer_token=token,
                           labels=spec.labels, thresholds=spec.thresholds))
     return out

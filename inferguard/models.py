@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from inferguard.urls import split_credentials
+
 Severity = Literal["warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -78,7 +80,12 @@ ANOMALY_CODES = (
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One thing to scrape. ``labels`` are the operator's own (cluster, region, ...)."""
+    """One thing to scrape. ``labels`` are the operator's own (cluster, region, ...).
+
+    ``url`` names the target everywhere and never carries a credential; ``request_url`` is the URL
+    with its credentials (user info, secret query parameters), read only by the scraper (see
+    inferguard/urls.py). Build targets with :meth:`from_url` to split them.
+    """
 
     url: str
     name: str = ""
@@ -88,6 +95,12 @@ class Target:
     bearer_token: str | None = field(default=None, repr=False)
     labels: Mapping[str, str] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    request_url: str | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Target:
+        safe, full = split_credentials(url)
+        return cls(url=safe, request_url=full, **kwargs)
 
     @property
     def display(self) -> str:

@@ -54,7 +54,8 @@ class HttpScraper:
 
         try:
             with anyio.fail_after(timeout):
-                async with self._client.stream("GET", target.url, headers=headers, timeout=timeout) as resp:
+                async with self._client.stream("GET", target.request_url or target.url, headers=headers,
+                                               timeout=timeout) as resp:
                     if resp.status_code != 200:
                         return fail("http_status", resp.status_code)
                     limit = self.max_body_bytes

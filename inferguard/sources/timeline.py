@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from inferguard.errors import TimelineError
 from inferguard.models import Scrape
+from inferguard.urls import split_credentials
 
 
 def _open(path: Path, mode: str) -> IO[str]:
@@ -58,6 +59,7 @@ def _decode(path: str, n: int, line: str) -> Scrape:
         raise TimelineError(path, n, "'ts' must be a number (Unix seconds)")
     if not isinstance(target, str) or not target:
         raise TimelineError(path, n, "'target' must be a non-empty string")
+    target = split_credentials(target)[0]  # a file recorded before targets were made safe
     if "error" in obj:
         if not isinstance(obj["error"], str):
             raise TimelineError(path, n, "'error' must be a string")
