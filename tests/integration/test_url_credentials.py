@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import httpx
+from inferguard.payloads import build_incident_payload
 
 from inferguard.config import Settings
-from inferguard.payloads import build_incident_payload
 from inferguard.pipeline import Pipeline
 from inferguard.sources.http import HttpScraper
 from tests.hostile import vllm_page
