@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import httpx
-from inferguard.payloads import build_incident_payload
 
+from inferguard.brain.payloads import build_incident_payload
 from inferguard.config import Settings
 from inferguard.pipeline import Pipeline
 from inferguard.sources.http import HttpScraper

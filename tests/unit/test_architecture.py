@@ -162,7 +162,7 @@ def test_one_vocabulary_for_anomaly_codes_and_engines() -> None:
     from inferguard.normalise import ENGINE_HINTS
 
     # Every model-level detector is named by its code; the target-level codes are raised by the bank.
-    target_level = {"endpoint_unreachable", "engine_unidentified"}
+    target_level = {"endpoint_unreachable", "engine_unidentified", "metrics_dropped"}
     assert set(DETECTORS) | target_level == set(models.ANOMALY_CODES)
     assert not set(DETECTORS) & target_level
     assert ENGINE_HINTS == models.ENGINE_HINTS
