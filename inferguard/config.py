@@ -190,6 +190,65 @@ def _redact_url(url: str) -> str:
     netloc = f"{'***@' if parts.password or parts.username else ''}{host}{f':{parts.port}' if parts.port else ''}"
     return f"{parts.scheme}://{netloc}{parts.path}"
 
+class NotifySettings(BaseSettings):
+    model_config = _cfg()
+    slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming-webhook URL")
+    slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-...): one message per incident, "
+                                              "updates in its thread")
+    slack_channel: str | None = Field(None, description="channel the bot posts to (with INFERGUARD_SLACK_BOT_TOKEN)")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL")
+    public_url: str | None = Field(None, description="InferGuard's own URL, linked from notifications")
+    webhook_url: SecretStr | None = Field(
+        None, description="Alertmanager-compatible webhook receivers: comma-separated URLs, each optionally "
+                          ";bearer=TOKEN or ;basic=USER:PASS")
+    alertmanager_url: SecretStr | None = Field(
+        None, description="Alertmanager base URL(s), same syntax; alerts go to /api/v2/alerts")
+    notify_repeat_interval_seconds: float = Field(4 * 3600.0, gt=0, description="repeat a still-open incident after")
+    notify_sustain_seconds: float = Field(60.0, ge=0, description="a severity change is notified once it held")
+    notify_rate_per_minute: int = Field(20, ge=1, description="notifications per minute per sink")
+    notify_max_backoff_seconds: float = Field(300.0, gt=0, description="longest wait between delivery retries")
+    notify_timeout_seconds: float = Field(10.0, gt=0, description="per delivery attempt")
+    alertmanager_resend_seconds: float = Field(60.0, gt=0, description="re-send firing alerts to Alertmanager every")
+
+    @field_validator("slack_api_url", "public_url")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return None if v is None or not v.strip() else _check_url(v)
+
+
+class ActuationSettings(BaseSettings):
+    model_config = _cfg("INFERGUARD_ACTUATION_")
+    mode: Literal["off", "dry_run", "live"] = Field("off", description="off | dry_run (record only) | live")
+    endpoint: str | None = Field(None, description="the operator's actuation webhook URL")
+    allowlist: str = Field("", description="comma-separated action names that may be sent")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-InferGuard-Signature")
+    verify_delay: float = Field(60.0, ge=0, description="seconds after a live action before checking it worked")
+    min_confidence: float = Field(0.7, ge=0, le=1, description="advisories below this confidence are never sent live")
+    cooldown_seconds: float = Field(1800.0, ge=0, description="same action on the same target at most once per")
+    target_cooldown_seconds: float = Field(300.0, ge=0, description="any action on one target at most once per")
+    max_per_hour: int = Field(6, ge=0, description="actions sent per hour, all targets")
+    breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the circuit breaker")
+    breaker_reset_seconds: float = Field(600.0, gt=0, description="an open breaker tries again after")
+    timeout_seconds: float = Field(10.0, gt=0, description="per actuation request")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return None if v is None or not v.strip() else _check_url(v)
+
+    def allowed_actions(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.allowlist.split(",") if a.strip())
+
+
+class ProbeSettings(BaseSettings):
+    model_config = _cfg("INFERGUARD_PROBE_")
+    every: float = Field(0.0, ge=0, description="seconds between canary probes per target; 0 = off")
+    model: str | None = Field(None, description="model to ask (default: the engine's first model)")
+    timeout_seconds: float = Field(30.0, gt=0, description="per probe")
+    max_tokens: int = Field(16, ge=1, le=4096, description="tokens a probe asks for")
+    daytona_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("DAYTONA_API_KEY"),
+                                              description="run probes in a Daytona sandbox (extra: daytona)")
+
 
 class TargetSpec(BaseModel):
     """One entry of INFERGUARD_TARGETS_FILE."""
@@ -242,15 +301,15 @@ class Settings(BaseModel):
     brain: BrainSettings
     server: ServerSettings
     memory: MemorySettings
+    notify: NotifySettings
+    actuation: ActuationSettings
+    probe: ProbeSettings
 
     @classmethod
     def load(cls, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
         """Read the environment and ``.env``; a bad value is a ConfigError naming the setting."""
-        groups: dict[str, type[BaseSettings]] = {"targets": TargetSettings, "scrape": ScrapeSettings,
-                                                 "detect": DetectSettings, "brain": BrainSettings,
-                                                 "server": ServerSettings, "memory": MemorySettings}
         built: dict[str, Any] = {}
-        for key, group in groups.items():
+        for key, group in GROUPS.items():
             try:
                 built[key] = group(_env_file=env_file, **overrides.get(key, {}))
             except ValidationError as exc:
@@ -278,7 +337,7 @@ class Settings(BaseModel):
     def redacted(self) -> dict[str, Any]:
         """Effective settings for `inferguard config show`: every secret replaced."""
         out: dict[str, Any] = {}
-        for key in ("targets", "scrape", "detect", "brain", "server", "memory"):
+        for key in GROUPS:
             group: BaseSettings = getattr(self, key)
             values = {}
             for name, value in group:
@@ -292,6 +351,12 @@ class Settings(BaseModel):
             out[key] = values
         out["memory_backends"] = self.memory.describe()
         return out
+
+
+GROUPS: dict[str, type[BaseSettings]] = {"targets": TargetSettings, "scrape": ScrapeSettings,
+                                         "detect": DetectSettings, "brain": BrainSettings, "server": ServerSettings,
+                                         "memory": MemorySettings, "notify": NotifySettings,
+                                         "actuation": ActuationSettings, "probe": ProbeSettings}
 
 
 def load_targets_file(path: Path) -> list[Target]:

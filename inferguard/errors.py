@@ -50,3 +50,11 @@ class SinkError(InferGuardError):
 
 class ActuationError(InferGuardError):
     """The actuation gate refused an action, or the actuation webhook failed."""
+
+
+class SilenceError(InferGuardError):
+    """A silence request is invalid (``field`` names what) or names a silence that does not exist."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

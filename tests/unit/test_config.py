@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from inferguard.config import (
-    BrainSettings,
-    DetectSettings,
-    MemorySettings,
-    ScrapeSettings,
-    ServerSettings,
-    Settings,
-    TargetSettings,
-)
+from inferguard.config import GROUPS, Settings
 from inferguard.errors import ConfigError
 from inferguard.runtime.build import check_thresholds, detector_config
 
@@ -94,7 +86,7 @@ def test_env_example_documents_every_setting() -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^# ([A-Z][A-Z0-9_]+)=", text, re.M))
     expected = set()
-    for group in (TargetSettings, ScrapeSettings, DetectSettings, BrainSettings, ServerSettings, MemorySettings):
+    for group in GROUPS.values():
         prefix = group.model_config.get("env_prefix", "")
         for name, info in group.model_fields.items():
             alias = info.validation_alias
