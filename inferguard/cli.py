@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 
 from inferguard import __version__
 from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
+from inferguard.alerting_cli import replay_notify, silence_app
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
@@ -37,6 +38,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, cls=ReadableGroup,
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
 app.add_typer(config_app, name="config")
 register_memory_commands(app)
+app.add_typer(silence_app, name="silence")
 
 
 def _effective(read: Callable[[Settings], object], unit: str, name: str) -> Callable[[], str]:
@@ -268,9 +270,20 @@ def replay(
                                          help="a timeline written by `record` or `watch --record`")],
     as_json: Annotated[bool, typer.Option("--json", help='print {"incidents": [...]} and nothing else')] = False,
     remember: Annotated[bool, typer.Option("--remember", help="record the incidents into incident memory")] = False,
+    notify: Annotated[bool, typer.Option("--notify", help="send the notifications the incidents would have sent")]
+    = False,
 ) -> None:
     """Run the same pipeline offline over a recorded timeline, on the recorded clock."""
     settings = _settings()
+    if notify:
+        result = replay_notify(file, settings)
+        if as_json:
+            typer.echo(dumps(result))
+        else:
+            typer.echo(f"{len(result['incidents'])} incident(s); notifications: "
+                       + " ".join(f"{k}={v}" for k, v in result["notify"].items())
+                       + f" waiting={len(result['waiting'])}")
+        return
     try:
         events: list[dict[str, Any]] = []
         incidents = oneshot.replay(file, settings, events=events if remember else None)

@@ -89,7 +89,11 @@ def test_state_survives_a_restart_without_repeating() -> None:
 def test_reopened_incident_is_news_once() -> None:
     p = NotifyPolicy(PolicyConfig())
     out = p.on_event(ev("opened", inc()), T0, never) + p.on_event(ev("resolved", inc()), T0 + 30, never)
-    out += p.on_event(ev("updated", inc()), T0 + 60, never)  # flap: the same incident reopened
+    out += p.on_event(ev("opened", inc()), T0 + 40, never)  # a replayed event of a resolved incident
+    out += p.on_event(ev("updated", inc()), T0 + 50, never)
+    assert kinds(out) == ["firing", "resolved"]
+    flap = {**ev("updated", inc()), "changes": ["reopened (flap 1)"]}
+    out += p.on_event(flap, T0 + 60, never)  # the same incident reopened
     out += p.on_event(ev("updated", inc()), T0 + 63, never)
     assert kinds(out) == ["firing", "resolved", "firing"]
     assert len({n["key"] for n in out}) == 3

@@ -1,0 +1,104 @@
+"""`inferguard silence …` and `inferguard replay --notify`: thin commands over inferguard.sinks."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from inferguard.config import Settings
+from inferguard.errors import ConfigError, InferGuardError
+from inferguard.memory.build import open_local
+from inferguard.memory.sqlite import SqliteStore
+from inferguard.replaying import ReplayClock, replay_outputs
+from inferguard.sinks import add_silence, build_notifier, expire_silence, list_silences
+
+silence_app = typer.Typer(no_args_is_help=True, help="Silence notifications for a target and anomaly code.")
+
+
+def state_store(settings: Settings) -> SqliteStore:
+    """Notification, silence and actuation state live in incident memory's store, shared with the daemon."""
+    return open_local(settings.memory)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.load()
+    except ConfigError as exc:
+        typer.echo(f"inferguard: invalid setting {exc}", err=True)
+        raise typer.Exit(64) from None
+
+
+def _run(fn: Any, *args: Any) -> Any:
+    try:
+        return anyio.run(fn, *args)
+    except InferGuardError as exc:
+        typer.echo(f"inferguard: {exc}", err=True)
+        raise typer.Exit(64) from None
+
+
+def _with_store(use: Callable[[SqliteStore], Awaitable[Any]]) -> Any:
+    store = state_store(_settings())
+
+    async def go() -> Any:
+        try:
+            return await use(store)
+        finally:
+            await store.aclose()
+
+    return _run(go)
+
+
+@silence_app.command("add")
+def silence_add(
+    target: Annotated[str, typer.Option(help="target URL or name; a glob such as http://vllm-* or *")],
+    code: Annotated[str, typer.Option(help="anomaly code such as kv_pressure; a glob, or * for all")],
+    for_: Annotated[str, typer.Option("--for", help="how long: 90s, 30m, 2h, 1d")],
+    comment: Annotated[str, typer.Option(help="why (shown in `silence list`)")],
+) -> None:
+    """Stop notifications about CODE on TARGET for a while (the resolve of an announced incident still goes out)."""
+    sil = _with_store(lambda store: add_silence(store, target=target, code=code, duration=for_, comment=comment,
+                                                now=time.time()))
+    typer.echo(json.dumps(sil))
+
+
+@silence_app.command("list")
+def silence_list(
+    all_: Annotated[bool, typer.Option("--all", help="include expired silences")] = False,
+) -> None:
+    """Active silences as JSON lines (with --all, the expired ones of the last week too)."""
+    for s in _with_store(lambda store: list_silences(store, time.time(), include_expired=all_)):
+        typer.echo(json.dumps(s))
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: Annotated[str, typer.Argument(help="the silence's id (sil-…)")]) -> None:
+    """End a silence now."""
+    typer.echo(json.dumps(_with_store(lambda store: expire_silence(store, silence_id, time.time()))))
+
+
+def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:
+    """Replay FILE sending what its incidents would have sent; returns counts and incidents."""
+
+    async def go() -> dict[str, Any]:
+        clock = ReplayClock()
+        store = state_store(settings)
+        notifier = build_notifier(settings.notify, store, clock=clock)
+        if notifier is None:
+            await store.aclose()
+            raise ConfigError("INFERGUARD_SLACK_WEBHOOK_URL",
+                              "--notify needs a sink: set a Slack, webhook or Alertmanager URL")
+        try:
+            pipeline = await replay_outputs(file, settings, clock, notifier=notifier)
+        finally:
+            await notifier.aclose()
+            await store.aclose()
+        return {"incidents": [i.to_dict() for i in pipeline.book.history], "notify": dict(notifier.counts),
+                "waiting": notifier.pending()}
+
+    return dict(_run(go))
