@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
+from inferguard.actuation import audit_log, build_actuator
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.memory.build import open_local
@@ -19,6 +20,7 @@ from inferguard.replaying import ReplayClock, replay_outputs
 from inferguard.sinks import add_silence, build_notifier, expire_silence, list_silences
 
 silence_app = typer.Typer(no_args_is_help=True, help="Silence notifications for a target and anomaly code.")
+actions_app = typer.Typer(no_args_is_help=True, help="The actuation audit log.")
 
 
 def state_store(settings: Settings) -> SqliteStore:
@@ -82,23 +84,40 @@ def silence_expire(silence_id: Annotated[str, typer.Argument(help="the silence's
     typer.echo(json.dumps(_with_store(lambda store: expire_silence(store, silence_id, time.time()))))
 
 
+@actions_app.command("list")
+def actions_list(
+    limit: Annotated[int, typer.Option(help="newest entries to show")] = 50,
+) -> None:
+    """Every actuation decision, oldest first, as JSON lines: denied (and why), dry_run, sent, failed, verified."""
+    for entry in _with_store(lambda store: audit_log(store, limit)):
+        typer.echo(json.dumps(entry))
+
+
 def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:
-    """Replay FILE sending what its incidents would have sent; returns counts and incidents."""
+    """Replay FILE sending what its incidents would have sent (and, under the actuation settings, the
+    actions); returns the incidents, delivery counts, what still waits and the actuation decisions."""
 
     async def go() -> dict[str, Any]:
         clock = ReplayClock()
         store = state_store(settings)
-        notifier = build_notifier(settings.notify, store, clock=clock)
-        if notifier is None:
-            await store.aclose()
-            raise ConfigError("INFERGUARD_SLACK_WEBHOOK_URL",
-                              "--notify needs a sink: set a Slack, webhook or Alertmanager URL")
         try:
-            pipeline = await replay_outputs(file, settings, clock, notifier=notifier)
+            notifier = build_notifier(settings.notify, store, clock=clock)
+            actuator = build_actuator(settings.actuation, store, clock=clock)
+            if notifier is None and actuator is None:
+                raise ConfigError("INFERGUARD_SLACK_WEBHOOK_URL", "--notify needs a sink: set a Slack, webhook or "
+                                  "Alertmanager URL (or INFERGUARD_ACTUATION_MODE)")
+            try:
+                pipeline = await replay_outputs(file, settings, clock, notifier=notifier, actuator=actuator)
+            finally:
+                if notifier is not None:
+                    await notifier.aclose()
+                if actuator is not None:
+                    await actuator.aclose()
+            actions = [a | {"incident": i.id} for i in pipeline.book.history for a in i.actions]
+            return {"incidents": [i.to_dict() for i in pipeline.book.history],
+                    "notify": dict(notifier.counts) if notifier else {},
+                    "waiting": notifier.pending() if notifier else [], "actions": actions}
         finally:
-            await notifier.aclose()
             await store.aclose()
-        return {"incidents": [i.to_dict() for i in pipeline.book.history], "notify": dict(notifier.counts),
-                "waiting": notifier.pending()}
 
     return dict(_run(go))

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
+from inferguard.actuation import WebhookActuator
 from inferguard.brain import rules_advisor
 from inferguard.config import Settings
 from inferguard.pipeline import Observation, Pipeline
-from inferguard.protocols import Actuator, EventDoc
+from inferguard.protocols import EventDoc
 from inferguard.sources.timeline import read_timeline
 
 
@@ -32,8 +33,17 @@ class TickingSink(Protocol):
     async def tick(self) -> None: ...
 
 
+def latest_reader(pipeline: Pipeline) -> Callable[[str, str], dict[str, float] | None]:
+    """The verification scrape: the newest canonical signals the pipeline holds for (target, model)."""
+    def read(target: str, model: str) -> dict[str, float] | None:
+        s = pipeline.latest().get(target, {}).get(model)
+        return None if s is None else dict(s.values)
+
+    return read
+
+
 async def replay_outputs(file: Path, settings: Settings, clock: ReplayClock, *, notifier: TickingSink | None = None,
-                         actuator: Actuator | None = None,
+                         actuator: WebhookActuator | None = None,
                          on_observation: Callable[[Observation], Awaitable[None]] | None = None) -> Pipeline:
     """Feed every scrape to the pipeline; send each incident event to ``notifier``; offer each new
     advisory of an open incident to ``actuator``; tick the notifier on the recorded clock."""
@@ -51,7 +61,14 @@ async def replay_outputs(file: Path, settings: Settings, clock: ReplayClock, *, 
                     key = (ev.incident.id, str(adv.get("action")))
                     if key not in offered:
                         offered.add(key)
-                        await actuator.act(adv, doc["incident"])
+                        entry = await actuator.act(adv, doc["incident"])
+                        if entry["outcome"] in ("sent", "failed"):
+                            ev.incident.record_action(entry)
+        if actuator is not None:
+            for entry in await actuator.verify_due(latest_reader(pipeline)):
+                inc = pipeline.book.get(str(entry["incident"]))
+                if inc is not None:
+                    inc.record_action(entry)
         if on_observation is not None:
             await on_observation(obs)
         if notifier is not None:

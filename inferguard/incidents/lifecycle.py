@@ -66,6 +66,8 @@ class Incident:
     never_reachable: bool = False
     # The anomaly codes the incident had when its present diagnosis was adopted.
     diagnosed_codes: frozenset[str] = frozenset()
+    # Actions taken through the actuation webhook and whether they worked ("did the fix work").
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
     def apply_diagnosis(self, ts: float, diagnosis: dict[str, Any] | None,
                         advisories: list[dict[str, Any]], source: str) -> bool:
@@ -95,6 +97,11 @@ class Incident:
         self.events.append({"ts": ts, "kind": kind, "severity": self.severity, "changes": list(changes)})
         return IncidentEvent(kind, self, changes, ts)
 
+    def record_action(self, entry: dict[str, Any]) -> None:
+        """The one place an actuation outcome (sent, failed, verified) lands on an incident."""
+        keep = ("ts", "outcome", "action", "key", "reason", "verification", "signals")
+        self.actions.append({k: entry[k] for k in keep if k in entry})
+
     @property
     def status(self) -> str:
         return "resolved" if self.resolved_at is not None else "open"
@@ -113,6 +120,7 @@ class Incident:
             "flaps": self.flaps, "diagnosis": self.diagnosis, "advisories": list(self.advisories),
             "diagnoses": [dict(d) for d in self.diagnoses],
             "events": [{**e, "changes": list(e["changes"])} for e in self.events],
+            "actions": list(self.actions),
         }
 
 

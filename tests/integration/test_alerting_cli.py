@@ -58,3 +58,17 @@ def test_replay_notify_sends_and_plain_replay_does_not(tmp_path: Path) -> None:
     nothing = run(["replay", str(timeline), "--notify"], clean_env() | {"INFERGUARD_STATE_DIR": str(tmp_path)},
                   tmp_path)
     assert nothing.returncode == 64 and "needs a sink" in nothing.stderr
+
+
+def test_replay_notify_under_dry_run_actuation_then_actions_list(tmp_path: Path) -> None:
+    timeline = DATA / "vllm_kv_overload.jsonl.gz"
+    with receiver() as rec:
+        env = clean_env() | {"INFERGUARD_STATE_DIR": str(tmp_path / "state"), "INFERGUARD_ACTUATION_MODE": "dry_run",
+                             "INFERGUARD_ACTUATION_ENDPOINT": f"{rec.url}/act",
+                             "INFERGUARD_ACTUATION_ALLOWLIST": "throttle_concurrency"}
+        p = run(["replay", str(timeline), "--notify", "--json"], env, tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert rec.attempts == 0
+        entries = [json.loads(line) for line in run(["actions", "list"], env, tmp_path).stdout.splitlines()]
+        assert {(e["action"], e["outcome"]) for e in entries} >= {("throttle_concurrency", "dry_run"),
+                                                                  ("scale_out", "denied")}
