@@ -16,6 +16,7 @@ from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.memory.build import open_local
 from inferguard.memory.sqlite import SqliteStore
+from inferguard.probes import LocalProbe, build_probe
 from inferguard.replaying import ReplayClock, replay_outputs
 from inferguard.sinks import add_silence, build_notifier, expire_silence, list_silences
 
@@ -91,6 +92,34 @@ def actions_list(
     """Every actuation decision, oldest first, as JSON lines: denied (and why), dry_run, sent, failed, verified."""
     for entry in _with_store(lambda store: audit_log(store, limit)):
         typer.echo(json.dumps(entry))
+
+
+def probe(
+    url: Annotated[str, typer.Argument(help="the engine's API (or /metrics) URL")],
+    model: Annotated[str | None, typer.Option(help="model to ask (default: the first /v1/models lists)")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, max=1000, help="probes to run, one after another")] = 1,
+    mode: Annotated[str, typer.Option(help="chat or completion")] = "chat",
+) -> None:
+    """Canary: N measured streaming requests; one JSON line each (ok, status, ttft_s, tpot_s, tokens, error,
+    ran). Exit 1 when any failed or did not run."""
+    if mode not in ("chat", "completion"):
+        typer.echo("inferguard probe: --mode is chat or completion", err=True)
+        raise typer.Exit(64)
+    settings = _settings()
+    p = build_probe(settings.probe, model=model)
+    if isinstance(p, LocalProbe):
+        p.mode = mode
+    else:
+        p.local.mode = mode
+
+    async def go() -> list[dict[str, Any]]:
+        return [await p.probe(url) for _ in range(n)]
+
+    results = _run(go)
+    for r in results:
+        typer.echo(json.dumps(r))
+    if not all(r["ok"] and r["ran"] for r in results):
+        raise typer.Exit(1)
 
 
 def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 
 from inferguard import __version__
 from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
-from inferguard.alerting_cli import actions_app, replay_notify, silence_app
+from inferguard.alerting_cli import actions_app, probe, replay_notify, silence_app
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
@@ -40,6 +40,7 @@ app.add_typer(config_app, name="config")
 register_memory_commands(app)
 app.add_typer(silence_app, name="silence")
 app.add_typer(actions_app, name="actions")
+app.command("probe")(probe)
 
 
 def _effective(read: Callable[[Settings], object], unit: str, name: str) -> Callable[[], str]:
