@@ -11,14 +11,15 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from inferguard.actuation import audit_log, build_actuator
+from inferguard.actuation import audit_log
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.memory.build import open_local
 from inferguard.memory.sqlite import SqliteStore
-from inferguard.probes import LocalProbe, build_probe
-from inferguard.replaying import ReplayClock, replay_outputs
-from inferguard.sinks import add_silence, build_notifier, expire_silence, list_silences
+from inferguard.probes import LocalProbe
+from inferguard.runtime.build import build_actuator, build_notifier, build_probe
+from inferguard.runtime.oneshot import ReplayClock, replay_outputs
+from inferguard.sinks import add_silence, expire_silence, list_silences
 
 silence_app = typer.Typer(no_args_is_help=True, help="Silence notifications for a target and anomaly code.")
 actions_app = typer.Typer(no_args_is_help=True, help="The actuation audit log.")
@@ -106,7 +107,7 @@ def probe(
         typer.echo("inferguard probe: --mode is chat or completion", err=True)
         raise typer.Exit(64)
     settings = _settings()
-    p = build_probe(settings.probe, model=model)
+    p = build_probe(settings, model=model)
     if isinstance(p, LocalProbe):
         p.mode = mode
     else:
@@ -130,8 +131,8 @@ def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:
         clock = ReplayClock()
         store = state_store(settings)
         try:
-            notifier = build_notifier(settings.notify, store, clock=clock)
-            actuator = build_actuator(settings.actuation, store, clock=clock)
+            notifier = build_notifier(settings, store, clock=clock)
+            actuator = build_actuator(settings, store, clock=clock)
             if notifier is None and actuator is None:
                 raise ConfigError("INFERGUARD_SLACK_WEBHOOK_URL", "--notify needs a sink: set a Slack, webhook or "
                                   "Alertmanager URL (or INFERGUARD_ACTUATION_MODE)")

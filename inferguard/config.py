@@ -242,7 +242,6 @@ class ActuationSettings(BaseSettings):
 
 class ProbeSettings(BaseSettings):
     model_config = _cfg("INFERGUARD_PROBE_")
-    every: float = Field(0.0, ge=0, description="seconds between canary probes per target; 0 = off")
     model: str | None = Field(None, description="model to ask (default: the engine's first model)")
     timeout_seconds: float = Field(30.0, gt=0, description="per probe")
     max_tokens: int = Field(16, ge=1, le=4096, description="tokens a probe asks for")

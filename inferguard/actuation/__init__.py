@@ -2,8 +2,7 @@
 webhook, an audit log and a verification of every live action."""
 
 from inferguard.actuation.actuator import WebhookActuator, audit_log, idempotency_key
-from inferguard.actuation.build import build_actuator
 from inferguard.actuation.gate import GateConfig
 from inferguard.actuation.signing import sign
 
-__all__ = ["GateConfig", "WebhookActuator", "audit_log", "build_actuator", "idempotency_key", "sign"]
+__all__ = ["GateConfig", "WebhookActuator", "audit_log", "idempotency_key", "sign"]

@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
+
+from inferguard.actuation import GateConfig, WebhookActuator
 from inferguard.api import ApiOptions, Health
 from inferguard.brain import Brain, BrainStage
 from inferguard.brain import build_brain as _client
@@ -26,10 +29,21 @@ from inferguard.logs import configure
 from inferguard.memory.store import Memory
 from inferguard.models import Target
 from inferguard.pipeline import Pipeline
-from inferguard.protocols import Actuator, IncidentStore, Probe, Sink
+from inferguard.probes import DaytonaProbe, LocalProbe
+from inferguard.protocols import Actuator, IncidentStore, Probe, Sink, StateStore
 from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow
+from inferguard.sinks import (
+    AlertmanagerChannel,
+    Channel,
+    Notifier,
+    PolicyConfig,
+    SlackBotChannel,
+    SlackWebhookChannel,
+    WebhookChannel,
+    parse_endpoints,
+)
 from inferguard.sinks.log import LogSink
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.http import HttpScraper
@@ -149,6 +163,75 @@ def build_probes(settings: Settings) -> list[Probe]:
 
 def build_actuators(settings: Settings) -> list[Actuator]:
     return []
+
+
+# -- notifications, actuation, canary probes -----------------------------------------------------------
+def build_channels(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> list[Channel]:
+    """Every configured notification channel (Slack webhook, Slack bot, webhooks, Alertmanagers)."""
+    s = settings.notify
+    t = s.notify_timeout_seconds
+    out: list[Channel] = []
+    if s.slack_webhook_url is not None:
+        out.append(SlackWebhookChannel(s.slack_webhook_url.get_secret_value(), public_url=s.public_url,
+                                       transport=transport, timeout_s=t))
+    if s.slack_bot_token is not None:
+        if not s.slack_channel:
+            raise ConfigError("INFERGUARD_SLACK_CHANNEL", "required with INFERGUARD_SLACK_BOT_TOKEN")
+        out.append(SlackBotChannel(s.slack_bot_token.get_secret_value(), s.slack_channel, public_url=s.public_url,
+                                   base_url=s.slack_api_url, timeout_s=t))
+    raw = s.webhook_url.get_secret_value() if s.webhook_url else None
+    for i, ep in enumerate(parse_endpoints(raw, "INFERGUARD_WEBHOOK_URL")):
+        out.append(WebhookChannel(ep, name=f"webhook-{i}", public_url=s.public_url, transport=transport, timeout_s=t))
+    raw = s.alertmanager_url.get_secret_value() if s.alertmanager_url else None
+    for i, ep in enumerate(parse_endpoints(raw, "INFERGUARD_ALERTMANAGER_URL")):
+        out.append(AlertmanagerChannel(ep, name=f"alertmanager-{i}", public_url=s.public_url,
+                                       resend_every=s.alertmanager_resend_seconds, transport=transport, timeout_s=t))
+    return out
+
+
+def build_notifier(settings: Settings, store: StateStore, *, clock: Callable[[], float] = time.time,
+                   transport: httpx.AsyncBaseTransport | None = None) -> Notifier | None:
+    """The notification sink, or None when no channel is configured."""
+    s = settings.notify
+    channels = build_channels(settings, transport=transport)
+    if not channels:
+        return None
+    return Notifier(channels, store, clock=clock,
+                    policy=PolicyConfig(repeat_s=s.notify_repeat_interval_seconds, sustain_s=s.notify_sustain_seconds),
+                    rate_per_minute=s.notify_rate_per_minute, max_backoff_s=s.notify_max_backoff_seconds,
+                    timeout_s=s.notify_timeout_seconds * 3)
+
+
+def build_actuator(settings: Settings, store: StateStore, *, clock: Callable[[], float] = time.time,
+                   transport: httpx.AsyncBaseTransport | None = None) -> WebhookActuator | None:
+    """None when actuation is off: nothing is decided, nothing is sent."""
+    s = settings.actuation
+    if s.mode == "off":
+        return None
+    if s.mode == "live":
+        if not s.endpoint:
+            raise ConfigError("INFERGUARD_ACTUATION_ENDPOINT", "required when INFERGUARD_ACTUATION_MODE=live")
+        if s.secret is None or len(s.secret.get_secret_value()) < 16:
+            raise ConfigError("INFERGUARD_ACTUATION_SECRET",
+                              "required when INFERGUARD_ACTUATION_MODE=live, at least 16 characters")
+    if not s.allowed_actions():
+        raise ConfigError("INFERGUARD_ACTUATION_ALLOWLIST", f"empty: mode {s.mode} would refuse every action")
+    cfg = GateConfig(mode=s.mode, allowlist=s.allowed_actions(), min_confidence=s.min_confidence,
+                     cooldown_s=s.cooldown_seconds, target_cooldown_s=s.target_cooldown_seconds,
+                     max_per_hour=s.max_per_hour, breaker_failures=s.breaker_failures,
+                     breaker_reset_s=s.breaker_reset_seconds)
+    return WebhookActuator(cfg, store, endpoint=s.endpoint, secret=s.secret.get_secret_value() if s.secret else None,
+                           verify_delay_s=s.verify_delay, timeout_s=s.timeout_seconds, clock=clock,
+                           transport=transport)
+
+
+def build_probe(settings: Settings, *, model: str | None = None) -> LocalProbe | DaytonaProbe:
+    """A Daytona probe when DAYTONA_API_KEY is set, else a local one."""
+    s = settings.probe
+    local = LocalProbe(model=model or s.model, max_tokens=s.max_tokens, timeout_s=s.timeout_seconds)
+    if s.daytona_api_key is not None:
+        return DaytonaProbe(s.daytona_api_key.get_secret_value(), local)
+    return local
 
 
 # -- assemblies --------------------------------------------------------------------------------------

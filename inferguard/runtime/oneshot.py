@@ -8,15 +8,17 @@ prints it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
+from inferguard.actuation import WebhookActuator
 from inferguard.config import Settings
 from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_failure
-from inferguard.pipeline import Observation
+from inferguard.pipeline import Observation, Pipeline
+from inferguard.protocols import EventDoc
 from inferguard.runtime.build import build_flow, build_local_store, build_scraper
 from inferguard.runtime.flow import Flow
 from inferguard.sources.timeline import TimelineWriter, read_timeline
@@ -132,3 +134,66 @@ async def remember(settings: Settings, events: list[dict[str, Any]]) -> None:
             await store.record(ev)
     finally:
         await store.aclose()
+
+
+class ReplayClock:
+    """Time as the timeline tells it: set to each scrape's timestamp as the replay goes."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TickingSink(Protocol):
+    """A notification sink: the Sink protocol plus its clock-driven part."""
+
+    async def send(self, event: EventDoc) -> None: ...
+
+    async def tick(self) -> None: ...
+
+
+def latest_reader(pipeline: Pipeline) -> Callable[[str, str], dict[str, float] | None]:
+    """The verification scrape: the newest canonical signals the pipeline holds for (target, model)."""
+    def read(target: str, model: str) -> dict[str, float] | None:
+        s = pipeline.latest().get(target, {}).get(model)
+        return None if s is None else dict(s.values)
+
+    return read
+
+
+async def replay_outputs(file: Path, settings: Settings, clock: ReplayClock, *, notifier: TickingSink | None = None,
+                         actuator: WebhookActuator | None = None,
+                         on_observation: Callable[[Observation], Awaitable[None]] | None = None) -> Pipeline:
+    """``replay --notify``: the flow over a timeline on the recorded clock; each incident event goes to
+    ``notifier``, each new advisory of an open incident is offered once to ``actuator``, whose
+    verifications land on the incident; the notifier ticks after every scrape."""
+    flow = build_flow(settings)
+    pipeline = flow.pipeline
+    offered: set[tuple[str, str]] = set()
+    for scrape in read_timeline(file):
+        clock.now = scrape.ts
+        obs = await flow.process(scrape)
+        for ev in obs.events:
+            doc = ev.to_dict()
+            if notifier is not None:
+                await notifier.send(doc)
+            if actuator is not None and ev.kind != "resolved":
+                for adv in ev.incident.advisories:
+                    key = (ev.incident.id, str(adv.get("action")))
+                    if key not in offered:
+                        offered.add(key)
+                        entry = await actuator.act(adv, doc["incident"])
+                        if entry["outcome"] in ("sent", "failed"):
+                            ev.incident.record_action(entry)
+        if actuator is not None:
+            for entry in await actuator.verify_due(latest_reader(pipeline)):
+                inc = pipeline.book.get(str(entry["incident"]))
+                if inc is not None:
+                    inc.record_action(entry)
+        if on_observation is not None:
+            await on_observation(obs)
+        if notifier is not None:
+            await notifier.tick()
+    return pipeline

@@ -3,7 +3,6 @@
 sink (Slack, Alertmanager-compatible webhooks, Alertmanager) hears each incident once per change."""
 
 from inferguard.sinks.alertmanager import AlertmanagerChannel
-from inferguard.sinks.build import build_notifier
 from inferguard.sinks.endpoints import Endpoint, parse_endpoints
 from inferguard.sinks.notifier import Channel, Notifier
 from inferguard.sinks.policy import NotifyPolicy, PolicyConfig
@@ -22,7 +21,6 @@ __all__ = [
     "SlackWebhookChannel",
     "WebhookChannel",
     "add_silence",
-    "build_notifier",
     "expire_silence",
     "list_silences",
     "parse_duration",

@@ -2,8 +2,8 @@
 StateStore so a restart neither loses nor repeats a notification.
 
 ``send`` takes every incident event (the Sink protocol); ``tick`` runs the clock-driven part (sustained
-severity changes, repeats, the end of a silence, Alertmanager re-sends, retries). The daemon calls
-``tick`` every cycle; ``inferguard replay --notify`` calls it on the recorded clock.
+severity changes, repeats, the end of a silence, Alertmanager re-sends, retries): whoever runs it calls
+``tick`` regularly (``inferguard replay --notify`` does after every scrape, on the recorded clock).
 """
 
 from __future__ import annotations

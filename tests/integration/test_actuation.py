@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from inferguard.actuation import GateConfig, WebhookActuator, audit_log, build_actuator
+from inferguard.actuation import GateConfig, WebhookActuator, audit_log
 from inferguard.actuation.verify import compare
 from inferguard.config import Settings
 from inferguard.errors import ConfigError
-from inferguard.replaying import ReplayClock, replay_outputs
+from inferguard.runtime.build import build_actuator
+from inferguard.runtime.oneshot import ReplayClock, replay_outputs
 from tests.alerting_support import Clock, DictStateStore, receiver
 from tests.support import clean_env, free_port
 
@@ -59,7 +60,7 @@ def settings(**actuation: Any) -> Settings:
 
 
 async def test_off_builds_nothing_and_sends_nothing() -> None:
-    assert build_actuator(settings().actuation, DictStateStore()) is None
+    assert build_actuator(settings(), DictStateStore()) is None
     with receiver() as rec:
         act = WebhookActuator(GateConfig(mode="off", allowlist=frozenset({"throttle_concurrency"})), DictStateStore())
         entry = await act.act(advisory(), incident())
@@ -72,7 +73,7 @@ async def test_dry_run_over_a_real_timeline_records_and_sends_nothing() -> None:
         store = DictStateStore()
         clock = ReplayClock()
         act = build_actuator(settings(mode="dry_run", endpoint=f"{rec.url}/act",
-                                      allowlist="throttle_concurrency").actuation, store, clock=clock)
+                                      allowlist="throttle_concurrency"), store, clock=clock)
         assert act is not None
         await replay_outputs(DATA / "vllm_kv_overload.jsonl.gz", Settings.load(env_file=None), clock, actuator=act)
         await act.aclose()
@@ -91,7 +92,7 @@ async def test_live_over_a_real_timeline_sends_only_allowlisted_signed_and_verif
         store = DictStateStore()
         clock = ReplayClock()
         act = build_actuator(settings(mode="live", endpoint=f"{rec.url}/act", allowlist="throttle_concurrency",
-                                      secret=SECRET, verify_delay=9).actuation, store, clock=clock)
+                                      secret=SECRET, verify_delay=9), store, clock=clock)
         assert act is not None
         pipeline = await replay_outputs(DATA / "vllm_kv_overload.jsonl.gz", Settings.load(env_file=None), clock,
                                         actuator=act)
@@ -170,9 +171,9 @@ async def test_breaker_opens_after_failures_and_closes_after_reset() -> None:
 
 def test_live_without_endpoint_or_secret_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="INFERGUARD_ACTUATION_ENDPOINT"):
-        build_actuator(settings(mode="live", allowlist="x", secret=SECRET).actuation, DictStateStore())
+        build_actuator(settings(mode="live", allowlist="x", secret=SECRET), DictStateStore())
     with pytest.raises(ConfigError, match="INFERGUARD_ACTUATION_SECRET"):
-        build_actuator(settings(mode="live", allowlist="x", endpoint="http://127.0.0.1:9/a").actuation,
+        build_actuator(settings(mode="live", allowlist="x", endpoint="http://127.0.0.1:9/a"),
                        DictStateStore())
 
 

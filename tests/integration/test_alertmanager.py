@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from inferguard.config import Settings
-from inferguard.replaying import ReplayClock, replay_outputs
+from inferguard.runtime.oneshot import ReplayClock, replay_outputs
 from inferguard.sinks import AlertmanagerChannel, Endpoint, Notifier, add_silence
 from inferguard.sources.timeline import read_timeline
 from tests.alerting_support import DictStateStore, Receiver, receiver

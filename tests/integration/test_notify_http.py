@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from inferguard.config import Settings
-from inferguard.replaying import ReplayClock, replay_outputs
+from inferguard.runtime.build import build_notifier
+from inferguard.runtime.oneshot import ReplayClock, replay_outputs
 from inferguard.sinks import (
     Endpoint,
     Notifier,
@@ -26,7 +27,6 @@ from inferguard.sinks import (
     add_silence,
     parse_endpoints,
 )
-from inferguard.sinks.build import build_notifier
 from inferguard.sources.timeline import read_timeline
 from tests.alerting_support import DictStateStore, Request, receiver
 from tests.support import free_port
@@ -203,7 +203,7 @@ def test_settings_build_every_channel_and_hide_their_secrets(monkeypatch: pytest
     monkeypatch.setenv("INFERGUARD_WEBHOOK_URL", "https://a.example/hook;bearer=tok-secret, https://u:pw@b.example/x")
     monkeypatch.setenv("INFERGUARD_ALERTMANAGER_URL", "http://127.0.0.1:9093")
     s = Settings.load(env_file=None)
-    notifier = build_notifier(s.notify, DictStateStore())
+    notifier = build_notifier(s, DictStateStore())
     assert notifier is not None
     assert sorted(notifier.channels) == ["alertmanager-0", "slack-bot", "slack-webhook", "webhook-0", "webhook-1"]
     shown = str(s.redacted()) + repr([vars(c) for c in notifier.channels.values()])

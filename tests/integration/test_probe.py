@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from inferguard.config import Settings
-from inferguard.probes import DaytonaProbe, LocalProbe, api_base, build_probe
+from inferguard.probes import DaytonaProbe, LocalProbe, api_base
 from inferguard.probes.canary import parse_output
+from inferguard.runtime.build import build_probe
 from tests.support import clean_env, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,10 +84,10 @@ async def test_a_probe_that_did_not_run_says_so() -> None:
 
 
 def test_settings_choose_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert isinstance(build_probe(Settings.load(env_file=None).probe), LocalProbe)
+    assert isinstance(build_probe(Settings.load(env_file=None)), LocalProbe)
     monkeypatch.setenv("DAYTONA_API_KEY", "dtn-secret")
     s = Settings.load(env_file=None)
-    assert isinstance(build_probe(s.probe), DaytonaProbe) and "dtn-secret" not in str(s.redacted())
+    assert isinstance(build_probe(s), DaytonaProbe) and "dtn-secret" not in str(s.redacted())
 
 
 def test_api_base() -> None:

@@ -172,3 +172,36 @@ def test_outbox_keeps_order_and_dedupes_keys() -> None:
     assert box.add("c", {**n, "key": "a:refresh:1", "kind": "refresh"}, T0) is None
     assert box.add("c", {**n, "key": "a:resolved:1:2", "kind": "resolved"}, T0) is not None
     assert [e["notice"]["kind"] for e in box.ordered()] == ["firing", "resolved"]
+
+
+class _Crashing:
+    """A channel whose process "dies" mid-delivery (an exception that is not a SinkError)."""
+
+    name = "hook"
+    resend_every = None
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+        self.crash = True
+
+    async def deliver(self, notice: dict[str, Any], memo: dict[str, Any]) -> None:
+        if self.crash:
+            raise RuntimeError("killed mid-send")
+        self.got.append(notice["key"])
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_notification_is_persisted_before_its_first_attempt() -> None:
+    from inferguard.sinks import Notifier
+
+    store = DictStateStore()
+    ch = _Crashing()
+    first = Notifier([ch], store, clock=lambda: T0)
+    with pytest.raises(RuntimeError):
+        await first.send(ev("opened", inc()))
+    ch.crash = False
+    again = Notifier([ch], store, clock=lambda: T0 + 5)  # the restarted daemon
+    await again.tick()
+    assert len(ch.got) == 1 and ch.got[0].startswith("inc-1:firing")
