@@ -62,7 +62,7 @@ class NotifyPolicy:
                                         "last_at": None, "pending": None, "resolved": False, "resolved_at": None,
                                         "opens": 0, "n": 0}
         elif st["resolved"]:
-            if not any(str(c).startswith("reopened") for c in event.get("changes") or []):
+            if kind != "reopened" and not any(str(c).startswith("reopened") for c in event.get("changes") or []):
                 return []  # a late or replayed event of a resolved incident is no news
             # Reopened (flap): the trouble is back, which is news, once.
             st["resolved"], st["resolved_at"], st["announced"], st["pending"] = False, None, False, None
