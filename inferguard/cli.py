@@ -18,8 +18,8 @@ import typer
 from dotenv import dotenv_values
 
 from inferguard import __version__
-from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.alerting_cli import actions_app, probe, replay_notify, silence_app
+from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.cli_memory import register as register_memory_commands
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
