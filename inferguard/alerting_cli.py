@@ -60,10 +60,10 @@ def _with_store(use: Callable[[SqliteStore], Awaitable[Any]]) -> Any:
 
 @silence_app.command("add")
 def silence_add(
-    target: Annotated[str, typer.Option(help="target URL or name; a glob such as http://vllm-* or *")],
-    code: Annotated[str, typer.Option(help="anomaly code such as kv_pressure; a glob, or * for all")],
-    for_: Annotated[str, typer.Option("--for", help="how long: 90s, 30m, 2h, 1d")],
-    comment: Annotated[str, typer.Option(help="why (shown in `silence list`)")],
+    target: Annotated[str, typer.Option(metavar="TARGET", help="target URL or name; a glob (http://vllm-*, *)")],
+    code: Annotated[str, typer.Option(metavar="CODE", help="anomaly code such as kv_pressure; a glob, or * for all")],
+    for_: Annotated[str, typer.Option("--for", metavar="DURATION", help="how long: 90s, 30m, 2h, 1d")],
+    comment: Annotated[str, typer.Option(metavar="TEXT", help="why (shown in `silence list`)")],
 ) -> None:
     """Stop notifications about CODE on TARGET for a while (the resolve of an announced incident still goes out)."""
     sil = _with_store(lambda store: add_silence(store, target=target, code=code, duration=for_, comment=comment,
@@ -81,14 +81,14 @@ def silence_list(
 
 
 @silence_app.command("expire")
-def silence_expire(silence_id: Annotated[str, typer.Argument(help="the silence's id (sil-…)")]) -> None:
+def silence_expire(silence_id: Annotated[str, typer.Argument(metavar="ID", help="the silence's id (sil-…)")]) -> None:
     """End a silence now."""
     typer.echo(json.dumps(_with_store(lambda store: expire_silence(store, silence_id, time.time()))))
 
 
 @actions_app.command("list")
 def actions_list(
-    limit: Annotated[int, typer.Option(help="newest entries to show")] = 50,
+    limit: Annotated[int, typer.Option(metavar="N", help="newest entries to show")] = 50,
 ) -> None:
     """Every actuation decision, oldest first, as JSON lines: denied (and why), dry_run, sent, failed, verified."""
     for entry in _with_store(lambda store: audit_log(store, limit)):
@@ -96,10 +96,10 @@ def actions_list(
 
 
 def probe(
-    url: Annotated[str, typer.Argument(help="the engine's API (or /metrics) URL")],
-    model: Annotated[str | None, typer.Option(help="model to ask (default: the first /v1/models lists)")] = None,
-    n: Annotated[int, typer.Option("--n", min=1, max=1000, help="probes to run, one after another")] = 1,
-    mode: Annotated[str, typer.Option(help="chat or completion")] = "chat",
+    url: Annotated[str, typer.Argument(metavar="URL", help="the engine's API (or /metrics) URL")],
+    model: Annotated[str | None, typer.Option(metavar="MODEL", help="model (default: the first listed)")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, max=1000, metavar="N", help="probes to run, one after another")] = 1,
+    mode: Annotated[str, typer.Option(metavar="MODE", help="chat or completion")] = "chat",
 ) -> None:
     """Canary: N measured streaming requests; one JSON line each (ok, status, ttft_s, tpot_s, tokens, error,
     ran). Exit 1 when any failed or did not run."""
