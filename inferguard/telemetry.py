@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -64,3 +65,62 @@ class Telemetry:
             for a in inc.get("anomalies", []):
                 if a.get("active"):
                     self.open_anomalies.labels(inc["target"], a["code"], a["severity"], *extra).inc()
+
+    def watch_llm(self, usage: Callable[[], Mapping[str, Any] | None]) -> None:
+        """Publish the brain's LLM usage (``LocalBrain.usage``) as ``inferguard_llm_*`` on each scrape."""
+        self.registry.register(LLMUsageCollector(usage))
+
+
+# The brain's LLM usage (rlm_agent's LLMClient.usage()), read when /metrics is scraped: the counters live
+# in the brain's client, so they are reported, not mirrored (no double bookkeeping, nothing to reset).
+_LLM_COUNTERS = (("calls", "HTTP requests sent to the LLM, retries included"),
+                 ("retries", "LLM requests retried after a 429 or 5xx"),
+                 ("cache_hits", "LLM answers served from the response cache"),
+                 ("failures", "LLM calls that fell back to the rules (budget refusals included)"),
+                 ("budget_refusals", "LLM calls not sent because the hourly budget or its proactive share was spent"))
+
+
+class LLMUsageCollector:
+    """``inferguard_llm_*`` from a ``usage()`` dict: per ``purpose`` (incident, proactive)."""
+
+    def __init__(self, usage: Callable[[], Mapping[str, Any] | None]) -> None:
+        self._usage = usage
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked: the families exist only once an LLM is configured
+
+    def collect(self) -> Iterator[Metric]:
+        usage = self._usage()
+        if not usage:
+            return
+        purposes = [p for p in ("incident", "proactive") if isinstance(usage.get(p), Mapping)]
+        for key, doc in _LLM_COUNTERS:
+            family = CounterMetricFamily(f"inferguard_llm_{key}", doc, labels=["purpose"])
+            for p in purposes:
+                family.add_metric([p], float(usage[p].get(key) or 0))
+            yield family
+        tokens = CounterMetricFamily("inferguard_llm_tokens", "LLM tokens used", labels=["purpose", "kind"])
+        for p in purposes:
+            for kind in ("prompt", "completion"):
+                tokens.add_metric([p, kind], float(usage[p].get(f"{kind}_tokens") or 0))
+        yield tokens
+        costs = [(p, usage[p].get("cost_usd")) for p in purposes]
+        if any(c is not None for _, c in costs):  # only when a price is set: unknown is not 0
+            cost = CounterMetricFamily("inferguard_llm_cost_usd", "LLM cost at the configured prices",
+                                       labels=["purpose"])
+            for p, c in costs:
+                cost.add_metric([p], float(c or 0.0))
+            yield cost
+        budget = usage.get("budget") or {}
+        limits = GaugeMetricFamily("inferguard_llm_budget_calls_per_hour",
+                                   "LLM calls allowed per sliding hour (absent: no limit)", labels=["purpose"])
+        for p, limit in (("incident", budget.get("max_calls_per_hour")),
+                         ("proactive", budget.get("proactive_max_calls_per_hour"))):
+            if limit is not None:
+                limits.add_metric([p], float(limit))
+        yield limits
+        used = GaugeMetricFamily("inferguard_llm_calls_last_hour", "LLM calls in the last sliding hour",
+                                 labels=["purpose"])
+        for p, n in sorted((budget.get("calls_last_hour") or {}).items()):
+            used.add_metric([str(p)], float(n))
+        yield used

@@ -246,6 +246,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)
     stage = build_stage(settings, brain)
+    telemetry.watch_llm(lambda: getattr(stage.brain, "usage", None))  # local brain with an LLM only
     flow = Flow(build_pipeline(settings, targets), stage, build_store(settings, clock=clock, log=log),
                 publish=fanout.publish, clock=clock, log=log, telemetry=telemetry, store_timeout_s=STORE_TIMEOUT_S)
     read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)

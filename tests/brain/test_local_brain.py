@@ -169,3 +169,36 @@ def test_the_daemon_settings_carry_the_llm_budget_share_and_prices(monkeypatch: 
     monkeypatch.setenv("INFERGUARD_LLM_PROACTIVE_SHARE", "inf")
     with pytest.raises(ValueError, match="llm_proactive_share"):
         BrainSettings()
+
+
+async def test_the_daemon_publishes_the_llm_usage_as_metrics(llm_server: RecordedLLMServer) -> None:
+    from inferguard.telemetry import Telemetry
+
+    llm_server.push(Reply.answer(CASES["real_vllm_kv_overload"]["llm_recorded"]["good"]))
+    s = settings(llm_server.base_url)
+    s.llm_price_input_per_mtok, s.llm_price_output_per_mtok = 1.0, 3.0
+    brain = LocalBrain(s)
+    telemetry = Telemetry()
+    telemetry.watch_llm(lambda: brain.usage)
+    case = case_payload("real_vllm_kv_overload")
+    await brain.advise(build_incident_payload(case["incident"], case["window"], []))
+    await brain.aclose()
+    value = telemetry.registry.get_sample_value
+    assert value("inferguard_llm_calls_total", {"purpose": "incident"}) == 1.0
+    assert value("inferguard_llm_calls_total", {"purpose": "proactive"}) == 0.0
+    prompt = value("inferguard_llm_tokens_total", {"purpose": "incident", "kind": "prompt"})
+    completion = value("inferguard_llm_tokens_total", {"purpose": "incident", "kind": "completion"})
+    assert prompt and completion and prompt > 0 and completion > 0
+    assert value("inferguard_llm_cost_usd_total", {"purpose": "incident"}) == pytest.approx(
+        (prompt * 1.0 + completion * 3.0) / 1e6)
+    assert value("inferguard_llm_budget_calls_per_hour", {"purpose": "proactive"}) == 2.0  # 10 x 0.25
+    assert value("inferguard_llm_calls_last_hour", {"purpose": "incident"}) == 1.0
+
+
+def test_without_an_llm_there_are_no_llm_metrics() -> None:
+    from inferguard.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    telemetry.watch_llm(lambda: LocalBrain(None).usage)
+    assert telemetry.registry.get_sample_value("inferguard_llm_calls_total", {"purpose": "incident"}) is None
+    assert telemetry.registry.get_sample_value("inferguard_llm_cost_usd_total", {"purpose": "incident"}) is None
