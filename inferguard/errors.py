@@ -36,6 +36,10 @@ class TimelineError(InferGuardError):
         self.detail = detail
 
 
+class OutputError(InferGuardError):
+    """An output file (a timeline to record into) cannot be created or written."""
+
+
 class PayloadError(InferGuardError):
     """A brain payload or answer failed schema validation (or the brain could not be reached)."""
 

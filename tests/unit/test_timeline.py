@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from inferguard.errors import TimelineError
+from inferguard.errors import OutputError, TimelineError
 from inferguard.models import Scrape
 from inferguard.sources.timeline import TimelineWriter, read_timeline
 
@@ -61,14 +61,73 @@ def test_missing_file_is_a_typed_error(tmp_path: Path) -> None:
         list(read_timeline(tmp_path / "nope.jsonl"))
 
 
-def test_truncated_gzip_is_a_typed_error_naming_where(tmp_path: Path) -> None:
-    path = tmp_path / "t.jsonl.gz"
+@pytest.mark.parametrize("name", ["t.jsonl", "t.jsonl.gz"])
+def test_a_kill_at_any_byte_leaves_every_complete_line_readable(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
     w = TimelineWriter(path)
-    for i in range(50):
-        w.write(Scrape(target=T, ts=float(i), status=200, body="x 1\n" * 200))
+    ends = []
+    for i in range(6):
+        w.write(Scrape(target=T, ts=float(i), status=200, body="x 1\n" * (50 + i)))
+        ends.append(path.stat().st_size)  # flushed per line: the file holds it now
     w.close()
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(TimelineError, match="truncated") as info:
+    cut_path = tmp_path / ("cut" + name[1:])
+    for cut in range(0, len(data) + 1, max(1, len(data) // 97)):
+        cut_path.write_bytes(data[:cut])
+        warnings: list[str] = []
+        got = list(read_timeline(cut_path, warn=warnings.append))
+        complete = sum(1 for e in ends if e <= cut)
+        assert [s.ts for s in got] == [float(i) for i in range(len(got))], cut
+        # A .gz line whose text is out but whose member trailer (CRC, size) is cut still reads.
+        assert complete <= len(got) <= complete + name.endswith(".gz"), cut
+        assert bool(warnings) == (cut not in (0, *ends)), (cut, warnings)
+        assert all("truncated" in m for m in warnings)
+
+
+def test_a_corrupt_gzip_is_one_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    w = TimelineWriter(path)
+    for i in range(3):
+        w.write(Scrape(target=T, ts=float(i), status=200, body="x 1\n" * 200))
+    w.close()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped byte in the middle, not a cut
+    path.write_bytes(bytes(data))
+    with pytest.raises(TimelineError) as info:
         list(read_timeline(path))
-    assert info.value.line > 1
+    assert "\n" not in str(info.value) and info.value.line >= 1
+    path.write_bytes(b"not gzip at all\n")
+    with pytest.raises(TimelineError, match="not a gzip file"):
+        list(read_timeline(path))
+
+
+def test_old_single_member_gzip_files_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write('{"ts": 1, "target": "x", "metrics": "a 1\\n"}\n{"ts": 2, "target": "x", "error": "timeout"}\n')
+    assert [s.ts for s in read_timeline(path)] == [1.0, 2.0]
+
+
+def test_deeply_nested_json_is_one_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(TimelineError, match="nested too deeply") as info:
+        list(read_timeline(path))
+    assert info.value.line == 1
+
+
+def test_a_bad_line_in_the_middle_is_still_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    good = '{"ts": 0, "target": "x", "metrics": ""}\n'
+    path.write_text(good + '{"ts": 1, "tar\n' + good.replace("0", "2"))
+    with pytest.raises(TimelineError, match="not JSON") as info:
+        list(read_timeline(path))
+    assert info.value.line == 2
+
+
+def test_an_unwritable_path_is_one_typed_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="cannot write"):
+        TimelineWriter(tmp_path / "file" / "t.jsonl")
+    with pytest.raises(OutputError, match="cannot write"):
+        TimelineWriter(tmp_path)
