@@ -92,4 +92,6 @@ async def test_time_is_the_injected_clock_on_a_fixed_grid(endpoint: tuple[str, l
     n = await record(url, tmp_path / "c.jsonl", interval=0.2, stop=stop, clock=lambda: float(next(ticks)))
     rows = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
     assert [r["ts"] for r in rows] == [float(1000 + i) for i in range(n)]
-    assert 5 <= n <= 7  # one scrape per 0.2 s slot over ~1 s, never a burst to catch up
+    # One scrape per 0.2 s slot over ~1 s and never a burst to catch up: a loaded machine may manage
+    # fewer slots, never more.
+    assert 1 <= n <= 7
