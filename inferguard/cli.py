@@ -274,6 +274,9 @@ def replay(
     remember: Annotated[bool, typer.Option("--remember", help="record the incidents into incident memory")] = False,
     notify: Annotated[bool, typer.Option("--notify", help="send the notifications the incidents would have sent")]
     = False,
+    payloads: Annotated[Path | None, typer.Option(
+        "--payloads", metavar="DIR", help="also write each brain payload to DIR as <incident>-<n>.json, "
+                                          "for `rlm-agent advise DIR`")] = None,
 ) -> None:
     """Run the same pipeline offline over a recorded timeline, on the recorded clock."""
     settings = _settings()
@@ -288,7 +291,12 @@ def replay(
         return
     try:
         events: list[dict[str, Any]] = []
-        incidents = oneshot.replay(file, settings, events=events if remember else None)
+        built: list[dict[str, Any]] = []
+        incidents = oneshot.replay(file, settings, events=events if remember else None,
+                                   payloads=built if payloads is not None else None)
+        if payloads is not None:
+            written = oneshot.write_payloads(built, payloads)
+            typer.echo(f"wrote {len(written)} payload(s) to {payloads}", err=True)
         if remember:
             anyio.run(oneshot.remember, settings, events)
             typer.echo(f"remembered {len(incidents)} incident(s), {len(events)} event(s)", err=True)

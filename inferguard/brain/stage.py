@@ -50,6 +50,8 @@ class BrainStage:
         self.max_queued = max_queued
         self.errors = 0
         self.last_error: str | None = None
+        # `replay --payloads` keeps every incident payload the stage built, for `rlm-agent advise`.
+        self.payloads: list[dict[str, Any]] | None = None
 
     @property
     def failures(self) -> int:
@@ -66,6 +68,8 @@ class BrainStage:
         and a refining brain, the refinement later. Must run inside the event loop when it refines."""
         try:
             payload = build_incident_payload(incident, window, similar)
+            if self.payloads is not None:
+                self.payloads.append(dict(payload))
             rules = self.brain.rules(payload)
         except InferGuardError as exc:
             self._failed(exc)

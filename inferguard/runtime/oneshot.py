@@ -7,6 +7,7 @@ prints it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -16,6 +17,7 @@ import anyio
 
 from inferguard.actuation import WebhookActuator
 from inferguard.config import Settings
+from inferguard.errors import ConfigError
 from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc
@@ -110,10 +112,14 @@ async def record(settings: Settings, target: Target, out: Path, interval_s: floa
 
 
 async def replay_scrapes(scrapes: Iterable[Scrape], settings: Settings,
-                         events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                         events: list[dict[str, Any]] | None = None,
+                         payloads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every incident the flow opens over ``scrapes``, oldest first, as IncidentDocs. With ``events``,
-    every event document as the incident store recorded it (with its signal window) is appended."""
+    every event document as the incident store recorded it (with its signal window) is appended; with
+    ``payloads``, every brain payload built for an incident, in order."""
     flow = build_flow(settings)
+    if payloads is not None and flow.stage is not None:
+        flow.stage.payloads = payloads
     for scrape in scrapes:
         await flow.process(scrape)
     if events is not None and isinstance(flow.store, MemoryStore):
@@ -121,9 +127,28 @@ async def replay_scrapes(scrapes: Iterable[Scrape], settings: Settings,
     return [i.to_dict() for i in sorted(flow.pipeline.book.history, key=lambda i: (i.opened_at, i.id))]
 
 
-def replay(file: Path, settings: Settings, events: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def replay(file: Path, settings: Settings, events: list[dict[str, Any]] | None = None,
+           payloads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """``inferguard replay``: the incidents of a recorded timeline (TimelineError if it is malformed)."""
-    return anyio.run(replay_scrapes, read_timeline(file), settings, events)
+    return anyio.run(replay_scrapes, read_timeline(file), settings, events, payloads)
+
+
+def write_payloads(payloads: list[dict[str, Any]], out: Path) -> list[Path]:
+    """``replay --payloads DIR``: one file per brain payload, ``<incident id>-<n>.json`` in the order the
+    brain saw them, exactly what ``rlm-agent advise`` reads (a file or the whole folder)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        seen: dict[str, int] = {}
+        written = []
+        for p in payloads:
+            inc = str(p["incident"]["id"])
+            seen[inc] = seen.get(inc, 0) + 1
+            path = out / f"{inc}-{seen[inc]:02d}.json"
+            path.write_text(json.dumps(p, indent=1, allow_nan=False), encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise ConfigError("--payloads", f"cannot write to {out}: {exc.strerror or exc}") from None
+    return written
 
 
 async def remember(settings: Settings, events: list[dict[str, Any]]) -> None:
