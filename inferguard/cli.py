@@ -21,14 +21,14 @@ from inferguard import __version__
 from inferguard.alerting_cli import actions_app, probe, replay_notify, silence_app
 from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.cli_memory import register as register_memory_commands
-from inferguard.config import Settings
-from inferguard.errors import ConfigError, InferGuardError
+from inferguard.config import MAX_DURATION_S, MAX_INTERVAL_S, MIN_INTERVAL_S, Settings, check_number
+from inferguard.errors import ConfigError, InferGuardError, OutputError
 from inferguard.exitcodes import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.progress import RecordProgress
 from inferguard.protocols import Sink
 from inferguard.runtime import oneshot
-from inferguard.runtime.build import build_daemon
+from inferguard.runtime.build import build_daemon, check_thresholds
 from inferguard.runtime.daemon import Daemon, DaemonOptions
 from inferguard.runtime.flow import dumps
 from inferguard.startup import ineffective_settings
@@ -75,6 +75,13 @@ SCENARIO_HELP = ("healthy, kv_pressure, admission_overload, prefix_thrash, swap,
                  "spec_decode_collapse, gpu_fault")
 
 
+def _number(name: str, value: float, low: float, high: float, low_inclusive: bool = True) -> float:
+    try:
+        return check_number(name, value, low=low, high=high, low_inclusive=low_inclusive)
+    except ConfigError as exc:
+        raise fail(exc) from None
+
+
 def _settings(*, warn: bool = True) -> Settings:
     try:
         settings = Settings.load()
@@ -99,21 +106,27 @@ def _targets(settings: Settings, urls: list[str] | None) -> list[Target]:
 
 @config_app.command("show")
 def config_show() -> None:
-    """Print the effective settings, every secret redacted."""
-    typer.echo(json.dumps(_settings().redacted(), indent=2))
+    """Print the effective settings, every secret redacted (validated as `watch` validates them)."""
+    settings = _settings()
+    try:
+        check_thresholds(settings.target_list(None))  # the targets file too, as `watch` reads it
+    except ConfigError as exc:
+        raise fail(exc) from None
+    typer.echo(json.dumps(settings.redacted(), indent=2))
 
 
 @app.command()
 def scan(
     url: Annotated[str, typer.Argument(metavar="URL", show_default=False,
                                        help="the engine's /metrics URL (a URL with no path means /metrics)")],
-    window: Annotated[float, typer.Option(metavar="SECONDS", min=0.0, help="seconds between scrapes")] = 5.0,
+    window: Annotated[float, typer.Option(metavar="SECONDS", help="seconds between scrapes")] = 5.0,
     samples: Annotated[int, typer.Option(metavar="N", min=1, max=1000, help=(
         "scrapes to take; 6 or more (at the default thresholds) also judges TTFT, ITL, prefix-cache and "
         "speculative-decoding regressions against a baseline learned from the first ones"))] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
 ) -> None:
     """One look: a few scrapes and a verdict. Exit 0 healthy, 1 warning, 2 critical, 3 no metrics read."""
+    _number("--window", window, 0.0, MAX_INTERVAL_S, low_inclusive=False)
     settings = _settings()
     target = _targets(settings, [url])[0]
     result = anyio.run(oneshot.scan, settings, target, window, samples)
@@ -150,19 +163,23 @@ def watch(
              "INFERGUARD_TARGETS_FILE)",
     )] = None,
     interval: Annotated[float | None, typer.Option(
-        metavar="SECONDS", min=0.001, help="seconds between scrapes of each target")] = None,
+        metavar="SECONDS", help="seconds between scrapes of each target")] = None,
     listen: Annotated[str | None, typer.Option(
         metavar="HOST:PORT", help="where to serve /metrics, /healthz, /readyz and /api")] = None,
     no_listen: Annotated[bool, typer.Option("--no-listen", help="serve nothing")] = False,
     record: Annotated[Path | None, typer.Option(metavar="FILE", help="also write every scrape to this timeline "
                                                                      "(.jsonl or .jsonl.gz)")] = None,
     duration: Annotated[float | None, typer.Option(
-        metavar="SECONDS", min=0.0, help="stop after this many seconds (default: run until stopped)")] = None,
+        metavar="SECONDS", help="stop after this many seconds (default: run until stopped)")] = None,
 ) -> None:
     """The daemon: scrape, detect, diagnose, report. SIGTERM/SIGINT stop it cleanly."""
+    if interval is not None:
+        _number("--interval", interval, MIN_INTERVAL_S, MAX_INTERVAL_S)
+    if duration is not None:
+        _number("--duration", duration, 0.0, MAX_DURATION_S, low_inclusive=False)
     settings = _settings(warn=False)
     targets = _targets(settings, urls)
-    options = DaemonOptions(interval_s=interval or settings.targets.poll_interval_seconds,
+    options = DaemonOptions(interval_s=interval if interval is not None else settings.targets.poll_interval_seconds,
                             listen=None if no_listen else (listen or settings.server.listen),
                             record=str(record) if record else None, duration_s=duration,
                             log_format=settings.server.log_format)
@@ -190,7 +207,7 @@ def _run(daemon: Daemon) -> dict[str, Any]:
 def _build(settings: Settings, targets: list[Target], options: DaemonOptions, view: Sink | None) -> Daemon:
     try:
         return build_daemon(settings, targets, options, view=view)
-    except ConfigError as exc:
+    except (ConfigError, OutputError) as exc:  # OutputError: --record to a path that cannot be written
         raise fail(exc) from None
 
 
@@ -245,21 +262,28 @@ def record(
                                        help="the engine's /metrics URL (a URL with no path means /metrics)")],
     out: Annotated[Path, typer.Option("--out", metavar="FILE", show_default=False,
                                       help="timeline file (.jsonl, or .jsonl.gz)")],
-    interval: Annotated[float, typer.Option(metavar="SECONDS", min=0.001, help="seconds between scrapes")] = 5.0,
-    duration: Annotated[float, typer.Option(metavar="SECONDS", min=0.0, help="seconds to record")] = 60.0,
+    interval: Annotated[float, typer.Option(metavar="SECONDS", help="seconds between scrapes")] = 5.0,
+    duration: Annotated[float, typer.Option(metavar="SECONDS", help="seconds to record")] = 60.0,
 ) -> None:
-    """Write a timeline of scrapes (one JSON object per line) for `replay` and tests."""
+    """Write a timeline of scrapes (one JSON object per line) for `replay` and tests. SIGTERM/SIGINT stop it
+    cleanly: every line written so far stays readable."""
+    _number("--interval", interval, MIN_INTERVAL_S, MAX_INTERVAL_S)
+    _number("--duration", duration, 0.0, MAX_DURATION_S, low_inclusive=False)
     settings = _settings()
     target = _targets(settings, [url])[0]
-    typer.echo(f"recording {target.url} every {interval:g} s for {duration:g} s to {out}", err=True)
     progress = RecordProgress(duration, sys.stderr, tty=sys.stderr.isatty())
+    banner = [f"recording {target.url} every {interval:g} s for {duration:g} s to {out}"]
 
     def heard(scrape: Scrape) -> None:
+        if banner:  # said once the file is open and the first scrape is in, so a bad --out is one line
+            typer.echo(banner.pop(), err=True)
         failed = scrape.error and describe_scrape_failure(scrape.error, scrape.status, target.url, scrape.detail)
         progress.scraped(failed or "")
 
     try:
         n = anyio.run(oneshot.record, settings, target, out, interval, duration, heard)
+    except OutputError as exc:
+        raise fail(exc) from None
     finally:
         progress.close()
     failed = f", {progress.failures} failed (last: {progress.last_failure})" if progress.failures else ""
@@ -293,7 +317,8 @@ def replay(
         events: list[dict[str, Any]] = []
         built: list[dict[str, Any]] = []
         incidents = oneshot.replay(file, settings, events=events if remember else None,
-                                   payloads=built if payloads is not None else None)
+                                   payloads=built if payloads is not None else None,
+                                   warn=lambda message: typer.echo(f"inferguard: warning: {message}", err=True))
         if payloads is not None:
             written = oneshot.write_payloads(built, payloads)
             typer.echo(f"wrote {len(written)} payload(s) to {payloads}", err=True)

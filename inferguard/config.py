@@ -7,6 +7,7 @@ TTFT_ALERT_MULTIPLIER, GMI_*); everything new is INFERGUARD_*.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -22,21 +23,45 @@ from inferguard.urls import redact_urls, split_credentials
 
 
 def _cfg(prefix: str = "INFERGUARD_") -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", populate_by_name=True)
+    # allow_inf_nan=False: "inf" and "nan" parse as floats, and pass gt=0 ("inf") or every comparison
+    # a bound makes false silently downstream; no setting here means anything by them.
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", populate_by_name=True,
+                              allow_inf_nan=False)
+
+
+# Bounds shared by the settings, the targets file and the command line (check_number): a scrape
+# interval under MIN_INTERVAL_S hammers the engine; a timeout must end well within a day.
+MIN_INTERVAL_S = 0.1
+MAX_INTERVAL_S = 86_400.0
+MAX_TIMEOUT_S = 600.0
+MAX_DURATION_S = 10 * 365 * 86_400.0  # `--duration`: ten years is "until stopped"
+
+
+def check_number(name: str, value: float, *, low: float, high: float, low_inclusive: bool = True) -> float:
+    """A command-line number: finite and within [low, high] (or (low, high]); a ConfigError naming
+    ``name`` otherwise. The CLI turns it into one line and exit code 64."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value >= low if low_inclusive else value > low) and value <= high)
+    if not ok:
+        bound = f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
+        raise ConfigError(name, f"must be a finite number in {bound}, got {value!r}")
+    return float(value)
 
 
 class TargetSettings(BaseSettings):
     model_config = _cfg()
     endpoint: str = Field("", validation_alias=AliasChoices("TARGET_ENDPOINT", "INFERGUARD_TARGET_ENDPOINT"),
                           description="one /metrics URL or a comma-separated list")
-    poll_interval_seconds: float = Field(30.0, gt=0, allow_inf_nan=False, validation_alias=AliasChoices(
+    poll_interval_seconds: float = Field(30.0, allow_inf_nan=False, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S,
+                                         validation_alias=AliasChoices(
         "POLL_INTERVAL_SECONDS", "INFERGUARD_POLL_INTERVAL_SECONDS"), description="seconds between scrapes")
     targets_file: Path | None = Field(None, description="YAML/JSON list of targets with labels and thresholds")
 
 
 class ScrapeSettings(BaseSettings):
     model_config = _cfg("INFERGUARD_SCRAPE_")
-    timeout_seconds: float = Field(5.0, gt=0, allow_inf_nan=False, description="per-target scrape timeout")
+    timeout_seconds: float = Field(5.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False,
+                                   description="per-target scrape timeout")
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=1024, description="largest /metrics body accepted")
     concurrency: int = Field(64, ge=1, le=4096, description="scrapes in flight at once")
 
@@ -62,7 +87,7 @@ class BrainSettings(BaseSettings):
                               description="OpenAI-compatible endpoint")
     gmi_model: str = Field("openai/gpt-oss-120b", validation_alias=AliasChoices("GMI_MODEL"),
                            description="model name at that endpoint")
-    llm_timeout_seconds: float = Field(20.0, gt=0, allow_inf_nan=False, description="per LLM call")
+    llm_timeout_seconds: float = Field(20.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description="per LLM call")
     llm_max_calls_per_hour: int = Field(60, ge=0, description="LLM calls per sliding hour (retries included)")
     llm_proactive_share: float = Field(0.25, ge=0, le=1, allow_inf_nan=False,
                                        description="share of the LLM budget proactive calls may use; 0 = off")
@@ -132,7 +157,7 @@ class MemorySettings(BaseSettings):
     memory_retention_days: float = Field(90.0, gt=0, description="resolved incidents older than this are dropped")
     memory_max_incidents: int = Field(100_000, ge=10, description="most incidents kept (oldest resolved go first)")
     memory_max_events: int = Field(500_000, ge=100, description="length of the capped event stream")
-    memory_timeout_seconds: float = Field(2.0, gt=0, allow_inf_nan=False,
+    memory_timeout_seconds: float = Field(2.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False,
                                           description="per Redis/Upstash call; slower counts as down")
 
     @field_validator("redis_url")
@@ -252,12 +277,12 @@ class ProbeSettings(BaseSettings):
 class TargetSpec(BaseModel):
     """One entry of INFERGUARD_TARGETS_FILE."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     url: str
     name: str = ""
     engine: str | None = None
-    interval_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
-    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
+    interval_seconds: float | None = Field(None, allow_inf_nan=False, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     bearer_token: SecretStr | None = None
     bearer_token_env: str | None = None
     labels: dict[str, str] = {}
@@ -313,6 +338,8 @@ class Settings(BaseModel):
                 built[key] = group(_env_file=env_file, **overrides.get(key, {}))
             except ValidationError as exc:
                 raise _config_error(group, exc) from None
+            except UnicodeDecodeError as exc:
+                raise ConfigError(str(env_file), f"not UTF-8 text (byte {exc.start})") from None
         return cls.model_validate(built)
 
     def target_list(self, urls: list[str] | None = None) -> list[Target]:
@@ -364,6 +391,8 @@ def load_targets_file(path: Path) -> list[Target]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(setting, f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(setting, f"{path} is not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

@@ -11,6 +11,7 @@ class ConfigError(InferGuardError):
     """A setting is invalid. ``setting`` names it so the operator can fix it."""
 
     def __init__(self, setting: str, message: str) -> None:
+        message = " ".join(message.split())  # one line, whatever a parser put in it
         super().__init__(f"{setting}: {message}")
         self.setting = setting
 

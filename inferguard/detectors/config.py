@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from difflib import get_close_matches
 from typing import Any
@@ -51,15 +52,48 @@ class DetectorConfig:
     baseline_alpha: float = 0.2
 
     def with_overrides(self, overrides: dict[str, Any]) -> DetectorConfig:
-        """Per-target thresholds from the targets file; unknown keys are a ValueError naming them."""
-        known = threshold_names()
-        bad = sorted(set(overrides) - set(known))
+        """Per-target thresholds from the targets file; an unknown key or a value outside its range is
+        a ValueError naming it."""
+        kinds = {f.name: f.type for f in fields(self)}
+        bad = sorted(set(overrides) - set(kinds))
         if bad:
+            known = threshold_names()
             guesses = [f"{b} (did you mean {m[0]}?)" if (m := get_close_matches(b, known, n=1)) else b for b in bad]
             raise ValueError(f"unknown threshold(s): {', '.join(guesses)}; valid names: {', '.join(known)}")
-        return replace(self, **overrides)
+        clean: dict[str, Any] = {}
+        for name, value in overrides.items():
+            integer = kinds[name] in (int, "int")
+            _check_threshold(name, value, integer=integer)
+            clean[name] = int(value) if integer else float(value)  # a targets file's 2.0 counts as 2
+        out = replace(self, **clean)
+        if "kv_threshold" in overrides and "kv_clear" not in overrides:
+            # Hysteresis: clearing needs the peak well below where it fires.
+            out = replace(out, kv_clear=min(out.kv_clear, out.kv_threshold - 0.05))
+        if not out.kv_clear < out.kv_threshold <= out.kv_critical:
+            raise ValueError(f"thresholds: need kv_clear < kv_threshold <= kv_critical, got "
+                             f"{out.kv_clear:g}, {out.kv_threshold:g}, {out.kv_critical:g}")
+        return out
 
 
 def threshold_names() -> list[str]:
     """Every name a targets file may set under ``thresholds:``, in declaration order (docs list the same)."""
     return [f.name for f in fields(DetectorConfig)]
+
+
+# Fractions of 1 (ratios, or fractions of a baseline); multipliers above 1; everything else > 0.
+_FRACTIONS = frozenset({"kv_threshold", "kv_clear", "kv_critical", "prefix_drop_fraction", "prefix_min_baseline",
+                        "error_ratio", "error_ratio_critical", "spec_drop_fraction", "baseline_alpha"})
+_MULTIPLIERS = frozenset({"ttft_multiplier", "itl_multiplier"})
+
+
+def _check_threshold(name: str, value: Any, *, integer: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"thresholds.{name}: must be a finite number, got {value!r}")
+    if integer and (value != int(value) or value < 1):
+        raise ValueError(f"thresholds.{name}: must be a whole number >= 1, got {value!r}")
+    if name in _FRACTIONS and not 0 < value <= 1:
+        raise ValueError(f"thresholds.{name}: must be within (0, 1], got {value!r}")
+    if name in _MULTIPLIERS and not value > 1:
+        raise ValueError(f"thresholds.{name}: must be greater than 1, got {value!r}")
+    if not value > 0:
+        raise ValueError(f"thresholds.{name}: must be greater than 0, got {value!r}")

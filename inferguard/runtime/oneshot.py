@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from typing import Any, Protocol
 
 import anyio
@@ -92,21 +93,33 @@ def _not_judged(flow: Flow, target: Target, obs: Observation, seen: set[str]) ->
 async def record(settings: Settings, target: Target, out: Path, interval_s: float, duration_s: float,
                  on_scrape: OnScrape | None = None) -> int:
     """Scrape ``target`` every ``interval_s`` for ``duration_s`` into a timeline; returns the count.
-    ``on_scrape`` hears every scrape (the CLI's progress)."""
+    ``on_scrape`` hears every scrape (the CLI's progress). SIGTERM/SIGINT end it early and cleanly: every
+    line written stays readable (OutputError when ``out`` cannot be written)."""
     writer = TimelineWriter(out)
     scraper = build_scraper(settings)
     end = time.monotonic() + duration_s
+
+    async def stop_on_signal(scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(SIGTERM, SIGINT) as signals:
+            async for _ in signals:
+                scope.cancel()  # a scrape in flight is dropped, never half-written
+                return
+
     try:
-        while True:
-            scrape = await scraper.scrape(target)
-            writer.write(scrape)
-            if on_scrape is not None:
-                on_scrape(scrape)
-            if time.monotonic() + interval_s > end:
-                break
-            await anyio.sleep(interval_s)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_on_signal, tg.cancel_scope)
+            while True:
+                scrape = await scraper.scrape(target)
+                writer.write(scrape)
+                if on_scrape is not None:
+                    on_scrape(scrape)
+                if time.monotonic() + interval_s > end:
+                    break
+                await anyio.sleep(interval_s)
+            tg.cancel_scope.cancel()
     finally:
-        await scraper.aclose()
+        with anyio.CancelScope(shield=True):
+            await scraper.aclose()
         writer.close()
     return writer.count
 
@@ -128,9 +141,11 @@ async def replay_scrapes(scrapes: Iterable[Scrape], settings: Settings,
 
 
 def replay(file: Path, settings: Settings, events: list[dict[str, Any]] | None = None,
-           payloads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """``inferguard replay``: the incidents of a recorded timeline (TimelineError if it is malformed)."""
-    return anyio.run(replay_scrapes, read_timeline(file), settings, events, payloads)
+           payloads: list[dict[str, Any]] | None = None,
+           warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """``inferguard replay``: the incidents of a recorded timeline (TimelineError if it is malformed;
+    ``warn`` hears of a truncated tail, which ends the timeline)."""
+    return anyio.run(replay_scrapes, read_timeline(file, warn=warn), settings, events, payloads)
 
 
 def write_payloads(payloads: list[dict[str, Any]], out: Path) -> list[Path]:

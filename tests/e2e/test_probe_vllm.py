@@ -17,4 +17,6 @@ async def test_probe_measures_real_vllm(engines: EnginePool, mode: str) -> None:
     assert result["ran"] is True and result["ok"] is True, result
     assert result["model"] == "tiny" and result["status"] == 200
     assert 1 <= result["tokens"] <= 8  # vLLM's own usage count; random weights may stop early
-    assert result["ttft_s"] > 0 and result["tpot_s"] is not None and result["tpot_s"] > 0
+    assert result["ttft_s"] > 0
+    # Time per output token is defined from the second token on; random weights may stop after one.
+    assert (result["tpot_s"] is None) if result["tokens"] < 2 else (result["tpot_s"] > 0)
