@@ -75,6 +75,13 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "fires_when": "no known engine metric family on the page",
         "look_at": "the URL (is it the engine's /metrics?), the engine version",
     },
+    "metrics_dropped": {
+        "meaning": "Part of the page was not used: duplicated series, non-cumulative histogram buckets, "
+                   "over-long labels, or series or models past InferGuard's per-target limits.",
+        "fires_when": "a page with any of those (a warning, at once); clears after three clean pages",
+        "look_at": "the evidence counts each kind; the exporter or engine producing duplicates or "
+                   "ever-new label values (docs/operations.md, limits)",
+    },
     "gpu_fault": {
         "meaning": "The GPU reports a fault (XID error, double-bit ECC) or throttles (thermal, power).",
         "fires_when": "DCGM XID or ECC DBE errors (critical); throttling or >= 90 C (warning)",
