@@ -1,15 +1,21 @@
-"""Small real-HTTP helpers shared by the tests: a loopback page server, free ports, a clean environment."""
+"""Small real-HTTP helpers shared by the tests: a loopback page server, free ports, a clean environment,
+and a server process started and stopped around a test."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
 
 # What a route returns: a body (200), or (status, body, extra headers).
 Page = bytes | tuple[int, bytes, dict[str, str]]
@@ -107,3 +113,33 @@ def run_in_pty(argv: list[str], *, columns: int, cwd: str, env: dict[str, str] |
         if proc.poll() is None:
             proc.kill()
     return rc, b"".join(chunks).decode("utf-8", "replace")
+
+
+@contextmanager
+def started(argv: list[str], ready_url: str, *, what: str, timeout_s: float = 30.0,
+            env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Run a server process for the block: wait until ``ready_url`` answers 200 (the test fails with the
+    tail of the process's output if it exits or is not ready within ``timeout_s``), stop it after.
+    Output goes to a temporary file, so a chatty server never blocks on a full pipe."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    if httpx.get(ready_url, timeout=1, trust_env=False).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out.seek(0)
+                    pytest.fail(f"{what} did not start: {out.read().decode(errors='replace')[-2000:]}")
+                time.sleep(0.1)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,17 +15,12 @@ from inferguard.brain import RemoteBrain, build_brain
 from inferguard.brain.payloads import build_incident_payload, build_proactive_payload
 from inferguard.errors import ConfigError, PayloadError
 from rlm_agent.testing import RecordedLLMServer, Reply
+from tests.support import free_port, started
 
 from .conftest import CASES, case_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-serve-test-SECRET"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +31,10 @@ def llm_double() -> Iterator[RecordedLLMServer]:
 
 def serve(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rlm_agent.cli", "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"rlm-agent serve did not start: {out[-2000:]}")
-            time.sleep(0.1)
+    with started([sys.executable, "-m", "rlm_agent.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                 f"{url}/healthz", what="rlm-agent serve", env=env, cwd=ROOT):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

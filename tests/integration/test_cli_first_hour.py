@@ -7,15 +7,13 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import inferguard
-from tests.support import Page, clean_env, free_port, run_in_pty, serve
+from tests.support import Page, clean_env, free_port, run_in_pty, serve, started
 
 PAGE = """vllm:num_requests_running{engine="0",model_name="m"} 4.0
 vllm:num_requests_waiting{engine="0",model_name="m"} WAITING
@@ -129,22 +127,10 @@ def test_scan_diagnosis_quotes_the_same_samples_as_its_anomalies(tmp_path: Path)
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "inferguard", "simulate", "--port", str(port), "--speed", "4"],
-                            env=clean_env(), cwd=tmp_path_factory.mktemp("sim"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/metrics", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with started([sys.executable, "-m", "inferguard", "simulate", "--port", str(port), "--speed", "4"],
+                 url + "/metrics", what="simulator", env=clean_env(), cwd=tmp_path_factory.mktemp("sim")):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_scan_says_which_checks_need_more_samples_and_samples_make_them(simulator: str, tmp_path: Path) -> None:

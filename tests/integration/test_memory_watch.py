@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.memory.redis_server import REDIS, RedisServer
-from tests.support import free_port
+from tests.support import free_port, started
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,22 +82,10 @@ class Proc:
 @contextlib.contextmanager
 def simulate(tmp_path: Path, scenario: str) -> Iterator[str]:
     port = free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "inferguard", "simulate", "--scenario", scenario,
-                            "--port", str(port), "--speed", "4", "--seed", "3"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_for(tmp_path), cwd=tmp_path)
     url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with started([sys.executable, "-m", "inferguard", "simulate", "--scenario", scenario, "--port", str(port),
+                  "--speed", "4", "--seed", "3"], url, what="simulator", env=env_for(tmp_path), cwd=tmp_path):
         yield url
-    finally:
-        sim.terminate()
-        sim.wait(timeout=20)
 
 
 @pytest.fixture

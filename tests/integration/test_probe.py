@@ -7,18 +7,16 @@ import ast
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from inferguard.config import Settings
 from inferguard.probes import DaytonaProbe, LocalProbe, api_base
 from inferguard.probes.canary import parse_output
 from inferguard.runtime.build import build_probe
-from tests.support import clean_env, free_port
+from tests.support import clean_env, free_port, started
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,27 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "inferguard", "simulate", "--port", str(port)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"simulator did not start: {err[-2000:]}")
-            time.sleep(0.2)
+    with started([sys.executable, "-m", "inferguard", "simulate", "--port", str(port)], f"{base}/health",
+                 what="simulator", timeout_s=60, env=clean_env()):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.mark.parametrize("mode", ["chat", "completion"])

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from inferguard.errors import ConfigError
 from inferguard.simulate import SIMULATOR_INFO, EngineConfig, Simulator
+from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(90)
 MODEL = "sim/test-model"
@@ -210,13 +211,6 @@ async def test_port_in_use_is_a_config_error() -> None:
         with pytest.raises(ConfigError, match="cannot listen"):
             await s.start()
         await s.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_module_command_serves_and_exits_cleanly_on_sigterm() -> None:
