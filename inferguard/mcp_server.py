@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inferguard.api.listen import Bind, bind_socket
 from inferguard.api.routes import BadParam, filter_incidents
 from inferguard.explain import explain
+from inferguard.jsonsafe import finite
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 Scanner = Callable[[Any, float], Awaitable[dict[str, Any]]]
@@ -55,7 +56,7 @@ def build_server(daemon: Any, scanner: Scanner) -> MCPServer:
         anomalies, diagnosis and advisories."""
         if not (math.isfinite(window_seconds) and 1 <= window_seconds <= 60):
             raise ToolError("window_seconds must be from 1 to 60")
-        result: dict[str, Any] = _finite(await scanner(find_target(target), window_seconds))
+        result: dict[str, Any] = finite(await scanner(find_target(target), window_seconds))
         return result
 
     @server.tool(annotations=READ_ONLY)
@@ -119,15 +120,6 @@ def _brief(inc: dict[str, Any]) -> dict[str, Any]:
             "resolved_at": inc.get("resolved_at"), "root_cause": d.get("root_cause"),
             "confidence": d.get("confidence")}
 
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 class BearerOnly:

@@ -62,7 +62,8 @@ class CycleStatus:
     open_incidents: Callable[[], list[dict[str, Any]]]
     targets: Callable[[], list[TargetDoc]]
     # {"failures": int, "last_error": str | None, "proactive": {target: answer}}: what the brain did.
-    brain: Callable[[], dict[str, Any]] = dict
+    # Required: a default here once let the daemon drop it silently, and the live view went blind.
+    brain: Callable[[], dict[str, Any]]
 
 
 @runtime_checkable

@@ -189,7 +189,7 @@ SYMPTOMS: dict[str, frozenset[str]] = {
 }
 
 
-def explained_by(f: Features, cause: str, signal: str) -> bool:
+def explained_by(cause: str, signal: str) -> bool:
     """``cause`` accounts for this signal's movement: it is one of its signs or symptoms."""
     if cause == "engine_down":
         return signal not in _GPU  # the engine is gone: everything but a GPU fault is stale or absent
@@ -205,6 +205,6 @@ def discriminating(f: Features, claim: str, rules: str, evidence: list[dict[str,
         signal, value = str(item["signal"]), item.get("value")
         sign = signs.get(signal)
         number = float(value) if isinstance(value, int | float) else None
-        if sign is not None and sign(f, number) and not explained_by(f, rules, signal):
+        if sign is not None and sign(f, number) and not explained_by(rules, signal):
             out.append(item)
     return out

@@ -95,8 +95,5 @@ class BrainStage:
                                kind="investigate")
         return True
 
-    async def drain(self) -> None:
-        await self.background.drain()
-
     async def aclose(self) -> None:
         await self.background.aclose()

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from inferguard.models import ANOMALY_CODES, ENGINES
@@ -154,12 +154,6 @@ def fingerprint_vector(inc: Mapping[str, Any], levels: Mapping[str, float]) -> l
             vec.append(min(1.0, math.log1p(max(0.0, v)) / math.log1p(scale)))
     norm = math.sqrt(sum(x * x for x in vec))
     return [x / norm for x in vec] if norm else vec
-
-
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
 
 
 def summary(inc: Mapping[str, Any], score: float | None) -> dict[str, Any]:

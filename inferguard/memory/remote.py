@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from inferguard.jsonsafe import compact
 from inferguard.memory.commands import Commands
 from inferguard.memory.docs import check_event, event_row, merge_window
 
@@ -32,10 +33,6 @@ if cur == nil or updated >= cur then
 end
 return 1
 """
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 class RemoteState:
@@ -74,19 +71,21 @@ class RemoteState:
         row = event_row(event)
         updated = inc.get("updated_at") or row["ts"]
         added = await self.commands.run(
-            "EVAL", RECORD, 0, self.ns, row["key"], inc["id"], _dumps(row), _dumps(inc), repr(float(updated)),
+            "EVAL", RECORD, 0, self.ns, row["key"], inc["id"], compact(row), compact(inc), repr(float(updated)),
             repr(float(inc.get("opened_at") or row["ts"])), str(inc.get("status") or "open"),
             str(inc.get("target") or ""), str(self.max_events), str(max(60, int(self.retention_s))))
         window = event.get("window")
-        if added and isinstance(window, list) and window:
+        # Merged even when the event was already there: a replayed spool must still bring its window
+        # (merge_window keeps one sample per ts, so a second merge changes nothing).
+        if isinstance(window, list) and window:
             key = self._k("win", inc["id"])
             old = await self.commands.run("GET", key)
             merged = merge_window(json.loads(old) if old else [], window, self.window_cap)
-            await self.commands.run("SET", key, _dumps(merged))
+            await self.commands.run("SET", key, compact(merged))
         return bool(added)
 
     async def save(self, key: str, doc: Mapping[str, Any]) -> None:
-        await self.commands.run("SET", self._k("state", key), _dumps(dict(doc)))
+        await self.commands.run("SET", self._k("state", key), compact(dict(doc)))
 
     async def load(self, key: str) -> dict[str, Any] | None:
         raw = await self.commands.run("GET", self._k("state", key))
@@ -96,7 +95,7 @@ class RemoteState:
         key = self._k("inc", incident_id)
         if not await self.commands.run("EXISTS", key):
             return False
-        await self.commands.run("HSET", key, "outcome", _dumps(dict(outcome)))
+        await self.commands.run("HSET", key, "outcome", compact(dict(outcome)))
         return True
 
     async def _docs(self, ids: list[str]) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import math
 import queue
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 import anyio.to_thread
 
 from inferguard.errors import MemoryBackendError
+from inferguard.jsonsafe import compact
 from inferguard.memory import schema
 from inferguard.memory.docs import (
     check_event,
@@ -42,29 +42,6 @@ from inferguard.memory.fpindex import FingerprintIndex
 _Done = Callable[[BaseException | None, Any], None]
 _STOP = object()
 DB_NAME = "inferguard.db"
-
-
-def _dumps(obj: Any) -> str:
-    """Compact JSON; a non-finite number (JSON has none) is stored as null, i.e. unknown."""
-    try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_jsonable, allow_nan=False)
-    except ValueError:  # the rare document with a NaN pays for the walk, the rest do not
-        return json.dumps(_finite(obj), ensure_ascii=False, separators=(",", ":"), default=_jsonable)
-
-
-def _jsonable(obj: Any) -> Any:
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN; a non-finite number in a document is stored as null (unknown)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 class SqliteStore:
@@ -243,7 +220,7 @@ class SqliteStore:
         _, inc = check_event(event)
         row = event_row(event)
         cur = c.execute("INSERT OR IGNORE INTO events(key, incident_id, event, ts, doc) VALUES (?,?,?,?,?)",
-                        (row["key"], row["incident_id"], row["event"], row["ts"], _dumps(row)))
+                        (row["key"], row["incident_id"], row["event"], row["ts"], compact(row)))
         if cur.rowcount == 0:
             return False  # already recorded (a replayed spool, a retried write)
         self._upsert(c, inc)
@@ -252,7 +229,7 @@ class SqliteStore:
             old = c.execute("SELECT samples FROM windows WHERE incident_id = ?", (inc["id"],)).fetchone()
             merged = merge_window(json.loads(old[0]) if old else [], window, self.window_cap)
             c.execute("INSERT OR REPLACE INTO windows(incident_id, samples) VALUES (?, ?)",
-                      (inc["id"], _dumps(merged)))
+                      (inc["id"], compact(merged)))
         return True
 
     def _upsert(self, c: sqlite3.Connection, inc: Mapping[str, Any]) -> None:
@@ -267,7 +244,7 @@ class SqliteStore:
         outcome = json.loads(old[3]) if old and old[3] else None
         values = (inc.get("target"), inc.get("engine"), inc.get("model"), inc.get("status"),
                   inc.get("peak_severity") or inc.get("severity"), inc.get("opened_at"), updated,
-                  inc.get("resolved_at"), _dumps(inc), _dumps(peak), blob, self._fp_seq)
+                  inc.get("resolved_at"), compact(inc), compact(peak), blob, self._fp_seq)
         tid = self._tid(c, signature_text({**inc, "outcome": outcome}))
         if old is None:
             c.execute("INSERT INTO incidents(target, engine, model, status, severity, opened_at, updated_at, "
@@ -299,16 +276,16 @@ class SqliteStore:
         if row is None:
             return False
         tid = self._tid(c, signature_text({**json.loads(row[1]), "outcome": outcome}))
-        c.execute("UPDATE incidents SET outcome = ?, tid = ? WHERE rowid = ?", (_dumps(outcome), tid, row[0]))
+        c.execute("UPDATE incidents SET outcome = ?, tid = ? WHERE rowid = ?", (compact(outcome), tid, row[0]))
         return True
 
     def _w_save(self, c: sqlite3.Connection, key: str, doc: Mapping[str, Any]) -> None:
         c.execute("INSERT OR REPLACE INTO state(key, doc, saved_at) VALUES (?, ?, ?)",
-                  (key, _dumps(dict(doc)), self.clock()))
+                  (key, compact(dict(doc)), self.clock()))
 
     def _w_spool(self, c: sqlite3.Connection, backend: str, op: str, doc: Mapping[str, Any]) -> int:
         cur = c.execute("INSERT INTO spool(backend, op, doc, queued_at) VALUES (?, ?, ?, ?)",
-                        (backend, op, _dumps(dict(doc)), self.clock()))
+                        (backend, op, compact(dict(doc)), self.clock()))
         return int(cur.lastrowid or 0)
 
     def _w_unspool(self, c: sqlite3.Connection, backend: str, upto: int) -> None:

@@ -83,14 +83,11 @@ class TargetNormaliser:
     gauges only: rates and quantiles need two scrapes.
     """
 
-    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "max_models", "target")
+    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "target")
 
-    def __init__(self, target: str, engine_hint: str | None = None, *, max_models: int = MAX_MODELS) -> None:
+    def __init__(self, target: str, engine_hint: str | None = None) -> None:
         if engine_hint not in _NO_HINT and engine_hint not in DIALECTS:
             raise ConfigError("engine_hint", f"{engine_hint!r} is not one of {', '.join(DIALECTS)} (or auto)")
-        if max_models < 1:
-            raise ConfigError("max_models", "must be >= 1")
-        self.max_models = max_models
         self.target = target
         self.engine_hint = None if engine_hint in _NO_HINT else engine_hint
         self._engine: str | None = None
@@ -143,11 +140,11 @@ class TargetNormaliser:
         dropped: dict[str, int] = {}
         if invalid:
             dropped["invalid_histograms"] = len(invalid)
-        if len(snaps) > self.max_models:
+        if len(snaps) > MAX_MODELS:
             # The models tracked already keep their place; newcomers fill what is left, by name.
             known = sorted(m for m in snaps if m in self._prev)
             new = sorted(m for m in snaps if m not in self._prev)
-            keep = (known + new)[: self.max_models]
+            keep = (known + new)[: MAX_MODELS]
             dropped["models_over_limit"] = len(snaps) - len(keep)
             snaps = {m: snaps[m] for m in keep}
         signals: list[Signals] = []

@@ -31,11 +31,12 @@ from anyio.abc import TaskGroup
 from inferguard.api import ApiOptions, ApiServer, Health
 from inferguard.brain import BrainStage
 from inferguard.errors import ConfigError
+from inferguard.jsonsafe import finite
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation
 from inferguard.protocols import Actuator, CycleStatus, Probe, Source, StateStore, TargetDoc
 from inferguard.runtime.fanout import Fanout
-from inferguard.runtime.flow import Flow, finite
+from inferguard.runtime.flow import Flow
 from inferguard.runtime.restart import Checkpoint, restore
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
@@ -109,10 +110,6 @@ class Daemon:
         self._in_flight: set[str] = set()
         self._investigating = False
         self._signals = 0
-
-    @property
-    def proactive(self) -> dict[str, Any]:
-        return dict(self.flow.proactive)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -295,7 +292,8 @@ class Daemon:
                       open_incidents=len(self.pipeline.book.open_incidents()),
                       duration_ms=round((time.perf_counter() - t0) * 1000, 1),
                       **({"still_in_flight": late} if late else {}))
-        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets))
+        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets,
+                                                  self._brain_status))
         return observations
 
     def _interval(self, t: Target) -> float:

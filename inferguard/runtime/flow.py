@@ -10,7 +10,6 @@ hangs is logged and counted, never fatal.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -18,6 +17,7 @@ import anyio
 
 from inferguard.brain import Answer, BrainStage, DiagnosisUpdate
 from inferguard.incidents import Incident, IncidentEvent
+from inferguard.jsonsafe import finite
 from inferguard.models import Scrape
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc, IncidentStore
@@ -32,16 +32,6 @@ def worth_advising(ev: IncidentEvent) -> bool:
         return False
     return ev.kind == "opened" or any(c[:1] in "+-" or c.startswith(("severity", "reopened")) for c in ev.changes)
 
-
-def finite(obj: Any) -> Any:
-    """JSON has no NaN/Infinity; documents leaving the process must stay valid JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [finite(v) for v in obj]
-    return obj
 
 
 def _plain(update: DiagnosisUpdate) -> tuple[dict[str, Any], list[dict[str, Any]]]:

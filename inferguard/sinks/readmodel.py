@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inferguard.jsonsafe import finite
 from inferguard.protocols import CycleStatus
 
 # The four series the dashboard draws per target (canonical signal names).
@@ -56,7 +57,6 @@ class ReadModel:
         for url, name in targets:
             self._target(url, name)
         self._incidents: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._proactive: dict[str, dict[str, Any]] = {}
         self._rev = 0
         self._cycle: CycleStatus | None = None
         self.window_reader = window
@@ -93,7 +93,7 @@ class ReadModel:
 
     def event(self, doc: Mapping[str, Any]) -> None:
         """An EventDoc (``IncidentEvent.to_dict()``) or any mapping with an ``incident``."""
-        inc = _finite(dict(doc["incident"]))
+        inc = finite(dict(doc["incident"]))
         previous = self._incidents.pop(inc["id"], None)
         if "events" not in inc:  # keep the incident's story here when the document does not carry one
             story = list((previous or {}).get("events", []))[-(MAX_EVENTS - 1):]
@@ -116,10 +116,6 @@ class ReadModel:
     def status(self, status: CycleStatus) -> None:
         """The end of a cycle (runs on the loop: only keeps the reference)."""
         self._cycle = status
-        self._rev += 1
-
-    def proactive(self, target: str, answer: Mapping[str, Any]) -> None:
-        self._proactive[target] = _finite(dict(answer))
         self._rev += 1
 
     # -- read by the API -------------------------------------------------------------------------
@@ -155,7 +151,7 @@ class ReadModel:
     def _fresh(doc: dict[str, Any], now: dict[str, Any] | None) -> dict[str, Any]:
         if now is None or doc.get("status") != "open":
             return doc
-        return {**_finite(dict(now)), "events": doc.get("events", [])}
+        return {**finite(dict(now)), "events": doc.get("events", [])}
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
         inc = self._incidents.get(incident_id)
@@ -165,13 +161,13 @@ class ReadModel:
             inc = self._fresh(inc, next((d for d in self._cycle.open_incidents() if d["id"] == incident_id), None))
         window: list[dict[str, Any]] = []
         if self.window_reader is not None:
-            window = _finite(self.window_reader(inc["target"], inc.get("model", "")))
+            window = finite(self.window_reader(inc["target"], inc.get("model", "")))
         actions = self.actions(incident_id)
         return {**inc, "signals": window, "actions": actions["actions"], "actions_source": actions["source"]}
 
     async def recall(self, query: str, limit: int) -> dict[str, Any]:
         if self.recall_reader is not None:
-            return {"source": "memory", "results": _finite(await self.recall_reader(query, limit))}
+            return {"source": "memory", "results": finite(await self.recall_reader(query, limit))}
         # No incident memory wired: search this process's own incidents by word overlap.
         words = {w for w in query.lower().split() if w}
         scored = []
@@ -193,9 +189,9 @@ class ReadModel:
             for a in inc.get("advisories", []):
                 reactive.append({**a, "incident": inc["id"], "target": inc["target"]})
         proactive = []
-        answers = dict(self._proactive)
+        answers: dict[str, Any] = {}
         if self.proactive_reader is not None:
-            answers.update({t: _finite(dict(a)) for t, a in self.proactive_reader().items()})
+            answers.update({t: finite(dict(a)) for t, a in self.proactive_reader().items()})
         for target, answer in answers.items():
             for a in answer.get("advisories", []):
                 proactive.append({**a, "target": target})
@@ -204,24 +200,14 @@ class ReadModel:
     def silences(self) -> dict[str, Any]:
         if self.silence_reader is None:
             return {"source": "none", "silences": []}
-        return {"source": "alerting", "silences": _finite(self.silence_reader())}
+        return {"source": "alerting", "silences": finite(self.silence_reader())}
 
     def actions(self, incident_id: str | None = None) -> dict[str, Any]:
         if self.action_reader is None:
             return {"source": "none", "actions": []}
-        return {"source": "actuation", "actions": _finite(self.action_reader(incident_id))}
+        return {"source": "actuation", "actions": finite(self.action_reader(incident_id))}
 
 
 def _num(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 6)
 
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN or Infinity: they become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj

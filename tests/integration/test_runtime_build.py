@@ -18,6 +18,7 @@ import pytest
 
 from inferguard.config import Settings
 from inferguard.models import Target
+from inferguard.protocols import CycleStatus
 from inferguard.runtime import build
 from inferguard.runtime.daemon import Daemon, DaemonOptions
 from inferguard.testing import MemoryStore, RecordingSink
@@ -138,3 +139,24 @@ async def test_a_failing_store_is_logged_and_monitoring_goes_on(engine: str, mon
     assert any(e["event"] == "incident.opened" for e in events)
     failed = [e for e in events if e["event"] == "store.failed"]
     assert {e["verb"] for e in failed} == {"record", "recall"}
+
+
+class StatusSink(RecordingSink):
+    """A recording sink that also hears the end of every cycle, as the live view and the API do."""
+
+    def __init__(self) -> None:
+        super().__init__("status")
+        self.brains: list[dict[str, Any]] = []
+
+    def status(self, status: CycleStatus) -> None:
+        self.brains.append(status.brain())
+
+
+async def test_every_cycle_tells_the_listeners_what_the_brain_did(engine: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = StatusSink()
+    monkeypatch.setitem(build.SINKS, "status", lambda s, ctx: sink)
+    await run(engine, 1.5)
+    assert sink.brains, "no cycle status reached the listener"
+    # The live view's brain lines (failures, proactive advisories) read exactly these keys.
+    assert all({"failures", "last_error", "proactive"} <= set(b) for b in sink.brains), sink.brains[-1]

@@ -60,7 +60,7 @@ async def test_a_listener_that_raises_is_counted() -> None:
             raise RuntimeError("a bug in a view")
 
     out = fanout(Broken("view"))
-    out.status(CycleStatus(0.0, 1, list, list))
+    out.status(CycleStatus(0.0, 1, list, list, dict))
     await out.aclose()
     assert out.failures == 1
 
