@@ -79,6 +79,7 @@ class _Stream:
     tracks: dict[str, Track] = field(default_factory=dict)
     baselines: dict[str, _Baseline] = field(default_factory=dict)
     since_restart: int = 1_000_000
+    dropped: bool = False  # the bounded sample deque has dropped its oldest at least once
 
 
 class DetectorBank:
@@ -104,10 +105,12 @@ class DetectorBank:
         """Evaluate every detector on a new sample; return the findings active for this target/model."""
         cfg = self.config_for(s.target)
         st = self._stream(s.target, s.model)
+        st.dropped = st.dropped or len(st.samples) == st.samples.maxlen  # this append drops the oldest
         st.samples.append(s)
         st.since_restart = 0 if s.restarted else st.since_restart + 1
         window = Window(tuple(st.samples), self._ready_baselines(st, cfg),
-                        warming_up=st.since_restart < cfg.warmup_after_restart)
+                        warming_up=st.since_restart < cfg.warmup_after_restart,
+                        truncated=st.dropped)
         for code, fn in self.detectors.items():
             track = st.tracks.setdefault(code, Track())
             cond = fn(window, cfg)

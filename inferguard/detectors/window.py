@@ -42,6 +42,9 @@ class Window:
     samples: Sequence[Signals]
     baselines: Mapping[str, float] = field(default_factory=dict)
     warming_up: bool = False  # just restarted or came back: regressions are not judged yet
+    # True when older samples were dropped to keep the window bounded: the samples no longer reach back
+    # to the stream's start, so a rate must be averaged over the span they cover, not the full period.
+    truncated: bool = False
 
     @property
     def last(self) -> Signals:
@@ -64,6 +67,8 @@ class Window:
 
         Each sample's rate covers the interval since the sample before it. The sum is divided by the full
         span even when the stream is younger, so a burst at start-up is not mistaken for a sustained rate.
+        When the window was truncated (fast scrapes fill its bounded length before ``seconds``), the span
+        is the one its samples cover: a steady rate reads the same at any scrape interval.
         None when the latest value is unknown.
         """
         if not self.samples or self.latest(name) is None:
@@ -75,7 +80,8 @@ class Window:
             if v is None or cur.ts <= start:
                 continue
             total += v * (cur.ts - max(prev.ts, start))
-        return total / seconds
+        span = min(seconds, self.samples[-1].ts - self.samples[0].ts) if self.truncated else seconds
+        return total / span if span > 0 else None
 
     def last_known(self, name: str, seconds: float) -> float | None:
         """The newest known value of ``name`` within the last ``seconds`` (None if none is)."""

@@ -230,3 +230,21 @@ def test_a_kv_forecast_is_a_proactive_advisory_not_an_incident() -> None:
     answer = anyio.run(LocalBrain().investigate, build_proactive_payload(T, "vllm-v1", "tiny", window, []))
     adv = next(a for a in answer["advisories"] if a["action"] == "throttle_concurrency")
     assert adv["proactive"] is True and adv["horizon"] in ("now", "minutes") and 0 < adv["confidence"] <= 1
+
+
+@pytest.mark.parametrize("interval_s", [3.0, 1.0, 0.5])
+def test_a_steady_rate_reads_the_same_at_any_scrape_interval(interval_s: float) -> None:
+    # The bank keeps a bounded number of samples: at fast scrapes they cover less than the trend window,
+    # and the rate must be averaged over what they cover (0.8/s stays 0.8/s, not 0.8 x covered/30 s).
+    from inferguard.detectors.window import Condition, Window
+
+    seen: list[float | None] = []
+
+    def probe(window: Window, cfg: DetectorConfig) -> Condition:
+        seen.append(window.rate_over("preemptions_per_s", cfg.trend_window_s))
+        return Condition("unknown")
+
+    bank = DetectorBank(DetectorConfig(), detectors={"probe": probe})
+    for i in range(200):
+        bank.observe(Signals("t", i * interval_s, "vllm-v1", "m", {"preemptions_per_s": 0.8}))
+    assert seen[-1] == pytest.approx(0.8)
