@@ -121,6 +121,8 @@ class Incident:
             "diagnoses": [dict(d) for d in self.diagnoses],
             "events": [{**e, "changes": list(e["changes"])} for e in self.events],
             "actions": list(self.actions),
+            # Restart state: what a restored incident needs to judge its next diagnosis and its start-up.
+            "diagnosed_codes": sorted(self.diagnosed_codes), "never_reachable": self.never_reachable,
         }
 
 
@@ -135,7 +137,10 @@ def incident_from_dict(doc: Mapping[str, Any]) -> Incident:
                    labels={str(k): str(v) for k, v in (doc.get("labels") or {}).items()},
                    synthetic=bool(doc.get("synthetic")), flaps=int(doc.get("flaps") or 0),
                    diagnosis=doc.get("diagnosis"), advisories=list(doc.get("advisories") or []),
-                   diagnoses=list(doc.get("diagnoses") or []), events=list(doc.get("events") or []))
+                   diagnoses=list(doc.get("diagnoses") or []), events=list(doc.get("events") or []),
+                   actions=list(doc.get("actions") or []),
+                   diagnosed_codes=frozenset(str(c) for c in doc.get("diagnosed_codes") or ()),
+                   never_reachable=bool(doc.get("never_reachable")))
     for a in doc.get("anomalies") or []:
         anomaly = Anomaly(str(a["code"]), str(a.get("model") or ""), str(a.get("severity") or "warning"),
                           str(a.get("summary") or ""), float(a.get("since") or inc.opened_at),
@@ -178,6 +183,11 @@ class IncidentBook:
         self._last_resolved: dict[str, Incident] = {}
         self._reached: set[str] = set()  # targets that answered at least once
         self.history: list[Incident] = []
+        self._by_id: dict[str, Incident] = {}  # late answers find their incident without a scan
+
+    def _remember(self, inc: Incident) -> None:
+        self.history.append(inc)
+        self._by_id.setdefault(inc.id, inc)  # the first of a (same-second) id, as a scan would find
 
     def open_incidents(self) -> list[Incident]:
         return list(self._open.values())
@@ -188,11 +198,11 @@ class IncidentBook:
         if incident.resolved_at is not None or incident.target in self._open:
             return False
         self._open[incident.target] = incident
-        self.history.append(incident)
+        self._remember(incident)
         return True
 
     def get(self, incident_id: str) -> Incident | None:
-        return next((i for i in self.history if i.id == incident_id), None)
+        return self._by_id.get(incident_id)
 
     def update(
         self,
@@ -265,7 +275,7 @@ class IncidentBook:
                        synthetic=synthetic, never_reachable=never_reachable)
         self._apply(inc, ts, findings, fresh=True)
         self._open[target] = inc
-        self.history.append(inc)
+        self._remember(inc)
         return inc.record(ts, "opened", tuple(f"+{c}" for c in inc.active_codes()))
 
     @staticmethod

@@ -51,3 +51,23 @@ def test_an_open_incident_is_adopted_as_the_same_incident() -> None:
     events = restarted.update(T, 130.0, [finding(T, 100.0, KV)], engine="vllm-v1", model="llama-3-8b")
     assert [e.kind for e in events] in ([], ["updated"])  # never a second "opened"
     assert restarted.open_incidents()[0].id == inc.id
+
+
+def test_a_restored_incident_judges_its_next_diagnosis_as_before() -> None:
+    from tests.memory.docs import KV, finding
+
+    book = IncidentBook()
+    (opened,) = book.update(T, 100.0, [finding(T, 100.0, KV)], engine="vllm-v1", model="llama-3-8b")
+    live = opened.incident
+    strong = {"root_cause": "kv_cache_exhaustion", "confidence": 0.9, "source": "rules"}
+    assert live.apply_diagnosis(101.0, strong, [], "rules")
+    live.record_action({"ts": 102.0, "outcome": "sent", "action": "throttle_concurrency", "key": "k1"})
+    live.never_reachable = True
+    restored = incident_from_dict(json.loads(json.dumps(live.to_dict())))
+    assert restored.to_dict() == live.to_dict()
+    assert restored.actions == live.actions and restored.never_reachable
+    # A weaker, different cause with no new evidence is refused by both, restart or not.
+    weak = {"root_cause": "prefill_bottleneck", "confidence": 0.5, "source": "rules"}
+    assert not live.apply_diagnosis(103.0, weak, [], "rules")
+    assert not restored.apply_diagnosis(103.0, weak, [], "rules")
+    assert restored.diagnosis == strong
