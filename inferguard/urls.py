@@ -51,3 +51,12 @@ def _opaque(url: str) -> str:
 def redact_urls(text: str) -> str:
     """A comma-separated list of URLs (TARGET_ENDPOINT), each made safe."""
     return ",".join(split_credentials(u.strip())[0] if u.strip() else u for u in text.split(","))
+
+
+def safe_url(url: str) -> str:
+    """scheme://host[:port]/path: what may be logged of a URL (no userinfo, query or fragment)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

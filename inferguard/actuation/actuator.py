@@ -21,7 +21,7 @@ from inferguard.actuation import gate
 from inferguard.actuation.signing import signed_headers
 from inferguard.actuation.verify import compare, trigger_signals
 from inferguard.protocols import IncidentDoc, StateStore
-from inferguard.sinks.endpoints import safe_url
+from inferguard.urls import safe_url
 
 AUDIT_KEY = "actuation.audit"
 STATE_KEY = "actuation.state"

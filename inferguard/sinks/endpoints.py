@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from inferguard.errors import ConfigError
+from inferguard.urls import safe_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +24,6 @@ class Endpoint:
 
     def __str__(self) -> str:
         return self.display
-
-
-def safe_url(url: str) -> str:
-    """scheme://host[:port]/path: what may be logged of a URL (no userinfo, query or fragment)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def parse_endpoints(raw: str | None, setting: str) -> list[Endpoint]:

@@ -25,7 +25,7 @@ from inferguard.sources.http import HttpScraper
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "inferguard"
-STAGES = ("sources", "normalise", "detectors", "incidents", "brain", "memory", "sinks")
+STAGES = ("sources", "normalise", "detectors", "incidents", "brain", "memory", "sinks", "actuation", "probes")
 WIRING = ("inferguard.pipeline", "inferguard.runtime", "inferguard.cli", "inferguard.api", "inferguard.mcp_server",
           "inferguard.app", "inferguard.demo")
 
