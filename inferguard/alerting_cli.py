@@ -14,12 +14,14 @@ import typer
 from inferguard.actuation import audit_log
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
+from inferguard.exitcodes import EXIT_USAGE, fail
 from inferguard.memory.build import open_local
 from inferguard.memory.sqlite import SqliteStore
 from inferguard.probes import LocalProbe
 from inferguard.runtime.build import build_actuator, build_notifier, build_probe
-from inferguard.runtime.oneshot import ReplayClock, replay_outputs
+from inferguard.runtime.oneshot import replay_outputs
 from inferguard.sinks import add_silence, expire_silence, list_silences
+from inferguard.testing import FakeClock
 
 silence_app = typer.Typer(no_args_is_help=True, help="Silence notifications for a target and anomaly code.")
 actions_app = typer.Typer(no_args_is_help=True, help="The actuation audit log.")
@@ -34,16 +36,14 @@ def _settings() -> Settings:
     try:
         return Settings.load()
     except ConfigError as exc:
-        typer.echo(f"inferguard: invalid setting {exc}", err=True)
-        raise typer.Exit(64) from None
+        raise fail(exc) from None
 
 
 def _run(fn: Any, *args: Any) -> Any:
     try:
         return anyio.run(fn, *args)
-    except InferGuardError as exc:
-        typer.echo(f"inferguard: {exc}", err=True)
-        raise typer.Exit(64) from None
+    except InferGuardError as exc:  # a bad argument found late is still a usage error; a bad timeline is 65
+        raise fail(exc, default=EXIT_USAGE) from None
 
 
 def _with_store(use: Callable[[SqliteStore], Awaitable[Any]]) -> Any:
@@ -105,7 +105,7 @@ def probe(
     ran). Exit 1 when any failed or did not run."""
     if mode not in ("chat", "completion"):
         typer.echo("inferguard probe: --mode is chat or completion", err=True)
-        raise typer.Exit(64)
+        raise typer.Exit(EXIT_USAGE)
     settings = _settings()
     p = build_probe(settings, model=model)
     if isinstance(p, LocalProbe):
@@ -128,7 +128,7 @@ def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:
     actions); returns the incidents, delivery counts, what still waits and the actuation decisions."""
 
     async def go() -> dict[str, Any]:
-        clock = ReplayClock()
+        clock = FakeClock(0.0)
         store = state_store(settings)
         try:
             notifier = build_notifier(settings, store, clock=clock)

@@ -2,9 +2,9 @@
 
 - :class:`RecordingSink`: a :class:`~inferguard.protocols.Sink` that keeps every event; it can be made
   slow or failing, to test that the fan-out never lets a sink hold up or stop the daemon.
-- :class:`MemoryStore`: an :class:`~inferguard.protocols.IncidentStore` in a dict. It is also the
-  daemon's default store until a persistent backend is configured; its numeric recall (anomaly codes
-  shared, Jaccard ≥ 0.5, best first, newest first among equals) is what ``replay`` uses.
+- :class:`MemoryStore`: an :class:`~inferguard.protocols.IncidentStore` in a dict. ``replay`` (which
+  touches no memory unless ``--remember``) uses it; its recall is by anomaly codes shared (Jaccard
+  ≥ 0.5, best first, newest first among equals). The daemon's store is incident memory (SQLite).
 - :class:`ReplaySource`: a :class:`~inferguard.protocols.Source` that serves recorded scrapes.
 - :class:`FakeClock`: a clock to inject where time matters.
 

@@ -25,7 +25,7 @@ from inferguard.protocols import EventDoc
 from inferguard.runtime.build import build_flow, build_local_store, build_scraper
 from inferguard.runtime.flow import Flow
 from inferguard.sources.timeline import TimelineWriter, read_timeline
-from inferguard.testing import MemoryStore
+from inferguard.testing import FakeClock, MemoryStore
 
 EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -176,16 +176,6 @@ async def remember(settings: Settings, events: list[dict[str, Any]]) -> None:
         await store.aclose()
 
 
-class ReplayClock:
-    """Time as the timeline tells it: set to each scrape's timestamp as the replay goes."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class TickingSink(Protocol):
     """A notification sink: the Sink protocol plus its clock-driven part."""
 
@@ -203,7 +193,7 @@ def latest_reader(pipeline: Pipeline) -> Callable[[str, str], dict[str, float] |
     return read
 
 
-async def replay_outputs(file: Path, settings: Settings, clock: ReplayClock, *, notifier: TickingSink | None = None,
+async def replay_outputs(file: Path, settings: Settings, clock: FakeClock, *, notifier: TickingSink | None = None,
                          actuator: WebhookActuator | None = None,
                          on_observation: Callable[[Observation], Awaitable[None]] | None = None) -> Pipeline:
     """``replay --notify``: the flow over a timeline on the recorded clock; each incident event goes to

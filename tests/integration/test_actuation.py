@@ -21,7 +21,8 @@ from inferguard.actuation.verify import compare
 from inferguard.config import Settings
 from inferguard.errors import ConfigError
 from inferguard.runtime.build import build_actuator
-from inferguard.runtime.oneshot import ReplayClock, replay_outputs
+from inferguard.runtime.oneshot import replay_outputs
+from inferguard.testing import FakeClock
 from tests.alerting_support import Clock, DictStateStore, receiver
 from tests.support import clean_env, free_port
 
@@ -71,7 +72,7 @@ async def test_off_builds_nothing_and_sends_nothing() -> None:
 async def test_dry_run_over_a_real_timeline_records_and_sends_nothing() -> None:
     with receiver() as rec:
         store = DictStateStore()
-        clock = ReplayClock()
+        clock = FakeClock(0.0)
         act = build_actuator(settings(mode="dry_run", endpoint=f"{rec.url}/act",
                                       allowlist="throttle_concurrency"), store, clock=clock)
         assert act is not None
@@ -90,7 +91,7 @@ async def test_live_over_a_real_timeline_sends_only_allowlisted_signed_and_verif
     verify = receiver_module().verify_inferguard_request
     with receiver() as rec:
         store = DictStateStore()
-        clock = ReplayClock()
+        clock = FakeClock(0.0)
         act = build_actuator(settings(mode="live", endpoint=f"{rec.url}/act", allowlist="throttle_concurrency",
                                       secret=SECRET, verify_delay=9), store, clock=clock)
         assert act is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,12 @@ import httpx
 import pytest
 
 from inferguard.config import Settings
-from inferguard.runtime.oneshot import ReplayClock, replay_outputs
+from inferguard.runtime.oneshot import replay_outputs
 from inferguard.sinks import AlertmanagerChannel, Endpoint, Notifier, add_silence
 from inferguard.sources.timeline import read_timeline
+from inferguard.testing import FakeClock
 from tests.alerting_support import DictStateStore, Receiver, receiver
-from tests.support import free_port
+from tests.support import free_port, started
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -43,28 +43,11 @@ def alertmanager(tmp_path: Path, am_hook: Receiver) -> Iterator[str]:
                   "repeat_interval": "1h"},
         "receivers": [{"name": "rec", "webhook_configs": [{"url": f"{am_hook.url}/am", "send_resolved": True}]}],
     }))
-    proc = subprocess.Popen([BINARY, f"--config.file={cfg}", f"--storage.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"alertmanager did not start: {err[-2000:]}")
-            time.sleep(0.1)
+    with started([BINARY, f"--config.file={cfg}", f"--storage.path={tmp_path / 'data'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                 f"{base}/-/ready", what="alertmanager"):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def am_alerts(base: str, incident_id: str) -> list[dict[str, Any]]:
@@ -85,7 +68,7 @@ def wait_for(pred: Any, timeout: float = 20.0) -> Any:
 
 async def test_alertmanager_shows_firing_then_resolved(alertmanager: str, am_hook: Receiver) -> None:
     timeline = DATA / "vllm_kv_overload.jsonl.gz"
-    clock = ReplayClock()
+    clock = FakeClock(0.0)
     channel = AlertmanagerChannel(Endpoint(alertmanager), resend_every=60)
     notifier = Notifier([channel], DictStateStore(), clock=clock)
     seen: dict[str, Any] = {}
@@ -116,7 +99,7 @@ async def test_alertmanager_shows_firing_then_resolved(alertmanager: str, am_hoo
 
 
 async def test_open_alert_is_resent_while_firing(alertmanager: str) -> None:
-    clock = ReplayClock(1_800_000_000.0)
+    clock = FakeClock(1_800_000_000.0)
     channel = AlertmanagerChannel(Endpoint(alertmanager), resend_every=60)
     notifier = Notifier([channel], DictStateStore(), clock=clock)
     doc = {"id": "inc-resend-1", "target": "http://e/metrics", "model": "m", "severity": "warning",
@@ -135,7 +118,7 @@ async def test_open_alert_is_resent_while_firing(alertmanager: str) -> None:
 
 
 async def test_a_silence_made_in_inferguard_holds_in_alertmanager(alertmanager: str, am_hook: Receiver) -> None:
-    clock = ReplayClock()
+    clock = FakeClock(0.0)
     store = DictStateStore()
     kv, prefix = DATA / "vllm_kv_overload.jsonl.gz", DATA / "vllm_prefix_churn.jsonl.gz"
     start = next(iter(read_timeline(prefix))).ts

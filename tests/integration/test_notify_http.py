@@ -16,7 +16,7 @@ import pytest
 
 from inferguard.config import Settings
 from inferguard.runtime.build import build_notifier
-from inferguard.runtime.oneshot import ReplayClock, replay_outputs
+from inferguard.runtime.oneshot import replay_outputs
 from inferguard.sinks import (
     Endpoint,
     Notifier,
@@ -28,6 +28,7 @@ from inferguard.sinks import (
     parse_endpoints,
 )
 from inferguard.sources.timeline import read_timeline
+from inferguard.testing import FakeClock
 from tests.alerting_support import DictStateStore, Request, receiver
 from tests.support import free_port
 
@@ -64,7 +65,7 @@ async def test_each_incident_is_heard_once_when_it_opens_and_once_when_it_resolv
     with receiver() as rec:
         rec.reply = slack_api
         store = DictStateStore()
-        clock = ReplayClock()
+        clock = FakeClock(0.0)
         hook = parse_endpoints(f"{rec.url}/hook;basic=am:s3cret", "INFERGUARD_WEBHOOK_URL")[0]
         channels = [SlackWebhookChannel(f"{rec.url}/services/T0/B0/XXXX", public_url="http://ig.example"),
                     SlackBotChannel("xoxb-test-token", "#inference", base_url=f"{rec.url}/api/"),
@@ -129,7 +130,7 @@ async def notifier_outbox_empty(store: DictStateStore) -> bool:
 async def test_repeats_come_only_after_the_interval() -> None:
     timeline = DATA / "vllm_kv_overload.jsonl.gz"
     with receiver() as rec:
-        clock = ReplayClock()
+        clock = FakeClock(0.0)
         notifier = Notifier([WebhookChannel(Endpoint(f"{rec.url}/hook"))], DictStateStore(), clock=clock,
                             policy=PolicyConfig(repeat_s=30, sustain_s=60))
         await replay_outputs(timeline, settings(), clock, notifier=notifier)
@@ -148,7 +149,7 @@ async def test_a_silence_made_in_inferguard_holds() -> None:
     timeline = DATA / "vllm_prefix_churn.jsonl.gz"
     with receiver() as rec:
         store = DictStateStore()
-        clock = ReplayClock()
+        clock = FakeClock(0.0)
         notifier = Notifier([WebhookChannel(Endpoint(f"{rec.url}/hook"))], store, clock=clock)
         start = next(iter(read_timeline(timeline))).ts
         await add_silence(store, target="http://127.0.0.1:*", code="*", duration="1d", comment="load test",
@@ -162,7 +163,7 @@ async def test_receiver_failing_then_down_then_restart_loses_nothing_and_repeats
     timeline = DATA / "vllm_engine_restart.jsonl.gz"
     port = free_port()
     store = DictStateStore()
-    clock = ReplayClock()
+    clock = FakeClock(0.0)
     url = f"http://127.0.0.1:{port}/hook"
     with receiver(port) as rec:
         rec.reply = lambda req: (500, {"error": "boom"})
@@ -194,7 +195,7 @@ async def test_receiver_failing_then_down_then_restart_loses_nothing_and_repeats
 
 async def test_rate_limit_defers_but_never_drops() -> None:
     with receiver() as rec:
-        clock = ReplayClock(1_800_000_000.0)
+        clock = FakeClock(1_800_000_000.0)
         notifier = Notifier([WebhookChannel(Endpoint(f"{rec.url}/hook"))], DictStateStore(), clock=clock,
                             rate_per_minute=2)
         for n in range(5):
