@@ -9,7 +9,7 @@ Measures, on one SQLite file in a temporary folder:
   incidents/s and events/s, and the event loop's lag while it happens (a 10 ms ticker) — the store
   must never delay a scrape cycle;
 - recall p50/p99: free-text (FTS5 BM25), free-text with a target filter, and similarity (fingerprint
-  cosine) — each beside a naive full scan (the baseline): ``LIKE`` over every stored document for
+  cosine) — each beside a naive full scan (the baseline): ``instr()`` over every stored document for
   text, and a Python cosine over every fingerprint read back from SQLite for similarity;
 - size on disk (database + WAL), per incident.
 

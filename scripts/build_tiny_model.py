@@ -8,7 +8,8 @@ Nothing is downloaded: the byte-level BPE tokenizer is trained here on a few sen
 are random (seeded). Heads are 64 wide because the CPU attention backend rejects smaller heads
 (head_dim 16 kills the engine with "Unsupported CPU attention configuration").
 
-Size: hidden 1024, 8 layers (~70M parameters, 160 MB) by default, not the 128/2 of shared/REAL_VLLM.md.
+Size: hidden 1024, 8 layers (~70M parameters, 160 MB) by default, not a 128/2 toy:
+the engine, not the API server, must be the bottleneck.
 Measured on this 2-core box under other load: the 128/2 model decodes ~1400 tokens/s and 512/4 ~300 steps/s,
 faster than vLLM's CPU-starved API server can turn engine steps into responses; requests then queue
 inside the API server, the engine drains in convoys, and /metrics reads running=waiting=kv=0 in most

