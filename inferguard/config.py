@@ -64,6 +64,12 @@ class ScrapeSettings(BaseSettings):
                                    description="per-target scrape timeout")
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=1024, description="largest /metrics body accepted")
     concurrency: int = Field(64, ge=1, le=4096, description="scrapes in flight at once")
+    # What one target's page may make the daemon hold (docs/operations.md, Limits); past each, the
+    # excess is dropped and counted (the metrics_dropped finding), never kept.
+    max_series: int = Field(50_000, ge=1, le=10_000_000, description="samples kept per page, of the names read")
+    max_label_length: int = Field(1024, ge=16, le=1_048_576,
+                                  description="characters in one label name or value; a longer one drops its series")
+    max_models: int = Field(64, ge=1, le=4096, description="models (GPUs for DCGM) tracked per target")
 
 
 class DetectSettings(BaseSettings):

@@ -16,10 +16,20 @@ from inferguard.detectors import DetectorBank, DetectorConfig
 from inferguard.errors import ExpositionError
 from inferguard.incidents import IncidentBook, IncidentEvent
 from inferguard.models import Finding, Scrape, Signals, Target
-from inferguard.sources.exposition import ExpositionParser
+from inferguard.normalise.target import MAX_MODELS
+from inferguard.sources.exposition import MAX_LABEL_LENGTH, MAX_SERIES, ExpositionParser
 
 # A gauge the InferGuard simulator puts on every page: incidents it causes are synthetic.
 SIMULATOR_MARKER = "inferguard_simulator_info"
+
+
+@dataclass(frozen=True, slots=True)
+class PageLimits:
+    """What one target's page may make us hold (INFERGUARD_SCRAPE_MAX_*); past each, drop and count."""
+
+    max_series: int = MAX_SERIES
+    max_label_length: int = MAX_LABEL_LENGTH
+    max_models: int = MAX_MODELS
 
 
 @dataclass(slots=True)
@@ -55,8 +65,10 @@ class Pipeline:
         *,
         config: DetectorConfig | None = None,
         book: IncidentBook | None = None,
+        limits: PageLimits | None = None,
     ) -> None:
         self.config = config or DetectorConfig()
+        self.limits = limits or PageLimits()
         self._per_target: dict[str, DetectorConfig] = {}
         self.bank = DetectorBank(self.config, per_target=self._per_target)
         self.book = book or IncidentBook()
@@ -69,8 +81,10 @@ class Pipeline:
         if target.thresholds:
             self._per_target[target.url] = self.config.with_overrides(dict(target.thresholds))
         self._targets[target.url] = _TargetState(
-            target=target, parser=ExpositionParser(keep=normalise.KEEP),
-            normaliser=normalise.TargetNormaliser(target.url, engine_hint=target.engine_hint))
+            target=target, parser=ExpositionParser(keep=normalise.KEEP, max_series=self.limits.max_series,
+                                                   max_label_length=self.limits.max_label_length),
+            normaliser=normalise.TargetNormaliser(target.url, engine_hint=target.engine_hint,
+                                                  max_models=self.limits.max_models))
 
     def _state(self, url: str) -> _TargetState:
         st = self._targets.get(url)

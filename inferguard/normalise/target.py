@@ -23,8 +23,9 @@ _NO_HINT = (None, "", "auto")
 ENGINE_HINTS: tuple[str, ...] = ("auto", *DIALECTS)
 
 
-# Models (GPUs for DCGM) tracked per target. Past it, the models already tracked keep their place and
-# the rest are dropped and counted: an endpoint printing ever-new model names cannot grow our state.
+# Models (GPUs for DCGM) tracked per target by default (INFERGUARD_SCRAPE_MAX_MODELS). Past it, the models
+# already tracked keep their place and the rest are dropped and counted: an endpoint printing ever-new
+# model names cannot grow our state.
 MAX_MODELS = 64
 
 
@@ -83,11 +84,14 @@ class TargetNormaliser:
     gauges only: rates and quantiles need two scrapes.
     """
 
-    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "target")
+    __slots__ = ("_engine", "_prev", "_prev_ts", "_start", "engine_hint", "max_models", "target")
 
-    def __init__(self, target: str, engine_hint: str | None = None) -> None:
+    def __init__(self, target: str, engine_hint: str | None = None, *, max_models: int = MAX_MODELS) -> None:
         if engine_hint not in _NO_HINT and engine_hint not in DIALECTS:
             raise ConfigError("engine_hint", f"{engine_hint!r} is not one of {', '.join(DIALECTS)} (or auto)")
+        if isinstance(max_models, bool) or not isinstance(max_models, int) or max_models < 1:
+            raise ConfigError("max_models", f"must be a whole number >= 1, got {max_models!r}")
+        self.max_models = max_models
         self.target = target
         self.engine_hint = None if engine_hint in _NO_HINT else engine_hint
         self._engine: str | None = None
@@ -140,11 +144,11 @@ class TargetNormaliser:
         dropped: dict[str, int] = {}
         if invalid:
             dropped["invalid_histograms"] = len(invalid)
-        if len(snaps) > MAX_MODELS:
+        if len(snaps) > self.max_models:
             # The models tracked already keep their place; newcomers fill what is left, by name.
             known = sorted(m for m in snaps if m in self._prev)
             new = sorted(m for m in snaps if m not in self._prev)
-            keep = (known + new)[: MAX_MODELS]
+            keep = (known + new)[: self.max_models]
             dropped["models_over_limit"] = len(snaps) - len(keep)
             snaps = {m: snaps[m] for m in keep}
         signals: list[Signals] = []

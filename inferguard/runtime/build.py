@@ -28,7 +28,7 @@ from inferguard.errors import ConfigError
 from inferguard.logs import configure
 from inferguard.memory.store import Memory
 from inferguard.models import Target
-from inferguard.pipeline import Pipeline
+from inferguard.pipeline import PageLimits, Pipeline
 from inferguard.probes import DaytonaProbe, LocalProbe
 from inferguard.protocols import Actuator, IncidentStore, Probe, Sink, StateStore
 from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
@@ -85,7 +85,9 @@ def build_pipeline(settings: Settings, targets: Sequence[Target] = (), *,
                    config: DetectorConfig | None = None) -> Pipeline:
     config = config or detector_config(settings)
     check_thresholds(targets, config)
-    return Pipeline(list(targets), config=config)
+    s = settings.scrape
+    limits = PageLimits(max_series=s.max_series, max_label_length=s.max_label_length, max_models=s.max_models)
+    return Pipeline(list(targets), config=config, limits=limits)
 
 
 # -- the brain ---------------------------------------------------------------------------------------

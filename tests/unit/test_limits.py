@@ -8,10 +8,17 @@ detector state) with it, so its incident resolves.
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
+from inferguard.config import Settings
 from inferguard.detectors import DetectorConfig
+from inferguard.errors import ConfigError
 from inferguard.models import Scrape
 from inferguard.normalise.target import MAX_MODELS
 from inferguard.pipeline import Pipeline
+from inferguard.runtime.build import build_pipeline
 from inferguard.sources.exposition import MAX_LABEL_LENGTH, ExpositionParser
 from tests.hostile import duplicate_series_page, non_monotone_page, vllm_page
 
@@ -115,3 +122,43 @@ def test_metrics_dropped_clears_when_the_page_is_clean_again() -> None:
     p = _pipeline()
     assert "metrics_dropped" in _observe(p, 0, duplicate_series_page())[0]
     assert "metrics_dropped" not in _observe(p, 5, vllm_page(["hostile/dup"]))[0]
+
+
+# -- the limits are settings, passed through the composition root ---------------------------------------
+def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for key in [k for k in os.environ if k.startswith("INFERGUARD_SCRAPE_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings.load(env_file=None)
+
+
+def test_a_lower_model_limit_setting_drops_and_counts_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(monkeypatch, INFERGUARD_SCRAPE_MAX_MODELS="2")
+    p = build_pipeline(settings, config=DetectorConfig(fire_after=1, clear_after=1))
+    codes, dropped = _observe(p, 0, vllm_page(["a", "b", "c", "d"]))
+    assert set(p.latest()[T]) == {"a", "b"} and dropped == {"models_over_limit": 2.0}
+    assert "metrics_dropped" in codes
+    default = build_pipeline(_settings(monkeypatch), config=DetectorConfig(fire_after=1, clear_after=1))
+    assert _observe(default, 0, vllm_page(["a", "b", "c", "d"]))[1] == {}
+
+
+def test_series_and_label_length_settings_reach_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(monkeypatch, INFERGUARD_SCRAPE_MAX_LABEL_LENGTH="20", INFERGUARD_SCRAPE_MAX_SERIES="100")
+    p = build_pipeline(settings, config=DetectorConfig(fire_after=1, clear_after=1))
+    _, dropped = _observe(p, 0, vllm_page(["short", "a-model-name-of-30-characters-"]))
+    assert set(p.latest()[T]) == {"short"} and dropped == {"long_labels": 3.0}
+    many = "".join(f'vllm:num_requests_waiting{{model_name="m",rank="{i}"}} 1\n' for i in range(150))
+    assert _observe(p, 5, vllm_page(["m"]) + many)[1] == {"series_over_limit": 53.0}
+
+
+@pytest.mark.parametrize("env, value", [
+    ("INFERGUARD_SCRAPE_MAX_MODELS", "0"), ("INFERGUARD_SCRAPE_MAX_MODELS", "nan"),
+    ("INFERGUARD_SCRAPE_MAX_SERIES", "inf"), ("INFERGUARD_SCRAPE_MAX_SERIES", "0"),
+    ("INFERGUARD_SCRAPE_MAX_LABEL_LENGTH", "-1"), ("INFERGUARD_SCRAPE_MAX_LABEL_LENGTH", "2.5"),
+    ("INFERGUARD_SCRAPE_MAX_LABEL_LENGTH", "99999999"),
+])
+def test_a_bad_limit_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, env: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _settings(monkeypatch, **{env: value})
+    assert info.value.setting == env and "\n" not in str(info.value)
