@@ -15,6 +15,11 @@ counted the same way rather than failing the page: a series with a label name or
 ``max_label_length`` characters is dropped (``long_labels``), and kept samples past ``max_series``
 are dropped (``series_over_limit``).
 
+Reserved label names (``__`` prefix) are accepted, as the Go parser accepts them, and are ordinary
+labels: kept as written, part of the series' identity, bounded like any other. The sample's own name
+is always the metric name; a ``__name__`` label never renames a sample or changes what ``keep`` sees
+(prometheus_client's parser rejects such pages; one stray label must not blind us to a target).
+
 Deliberately strict where the Go parser Prometheus uses is strict: only the escapes \\ \" \n in
 label values, duplicate label names rejected, TYPE lines must name a known type. Deliberately
 lenient where real captures need it: ``...`` lines, ``, `` between labels, trailing comma, CRLF,

@@ -324,3 +324,43 @@ def test_error_detail_truncates_long_lines() -> None:
     with pytest.raises(ExpositionError) as info:
         parse("<html>" + "x" * 10_000)
     assert len(info.value.detail) < 200
+
+
+# --- reserved label names ("__" prefix) ------------------------------------------------------------
+# The rule (module docstring): the sample's own name is the metric name, always; a label named
+# ``__name__`` or anything else starting with ``__`` is an ordinary label, kept as written, part of
+# the series' identity, counted and bounded like every other label.
+
+
+def test_a_name_label_never_renames_the_sample() -> None:
+    exp = parse('foo{__name__="bar",a="1"} 3\n# TYPE bar gauge\nbar 4\n')
+    assert exp.samples["foo"] == [({"__name__": "bar", "a": "1"}, 3.0)]
+    assert exp.samples["bar"] == [({}, 4.0)] and exp.dropped == {}
+
+
+def test_keep_decides_by_the_sample_name_not_the_name_label() -> None:
+    exp = ExpositionParser(keep=lambda n: n == "bar").parse('foo{__name__="bar"} 3\nbar{__name__="foo"} 4\n')
+    assert list(exp.samples) == ["bar"] and exp.samples["bar"] == [({"__name__": "foo"}, 4.0)]
+
+
+def test_reserved_labels_are_kept_and_are_part_of_the_series_identity() -> None:
+    exp = parse('foo{__meta_x="1"} 1\nfoo{__meta_x="2"} 2\nfoo 3\nfoo{__meta_x="1"} 9\n')
+    assert [(lab, v) for lab, v in exp.samples["foo"]] == [({"__meta_x": "1"}, 1.0), ({"__meta_x": "2"}, 2.0),
+                                                             ({}, 3.0)]
+    assert exp.dropped == {"duplicate_series": 1}  # the second __meta_x="1" is the same series
+
+
+def test_reserved_labels_follow_the_duplicate_and_length_rules() -> None:
+    with pytest.raises(ExpositionError, match="duplicate label '__name__'"):
+        parse('foo{__name__="a",__name__="b"} 1\n')
+    exp = ExpositionParser(max_label_length=16).parse(f'foo{{__x="{"v" * 17}"}} 1\nfoo{{__x="ok"}} 2\n')
+    assert exp.samples["foo"] == [({"__x": "ok"}, 2.0)] and exp.dropped == {"long_labels": 1}
+
+
+def test_a_name_label_on_an_engine_page_changes_no_signal() -> None:
+    from inferguard.normalise import KEEP, TargetNormaliser
+
+    page = ('vllm:kv_cache_usage_perc{model_name="m",__name__="vllm:num_requests_waiting"} 0.5\n'
+            'vllm:num_requests_waiting{model_name="m"} 2\nvllm:num_requests_running{model_name="m"} 1\n')
+    signals = TargetNormaliser("http://t/metrics").update(0.0, ExpositionParser(keep=KEEP).parse(page)).signals
+    assert [(s.model, s.values.get("kv_usage"), s.values.get("requests_waiting")) for s in signals] == [("m", 0.5, 2.0)]
