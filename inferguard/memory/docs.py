@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,9 @@ _LEVELS: dict[str, tuple[str, float]] = {
     "gpu_temp_c": ("ratio", 100.0),
 }
 DIMENSIONS = len(ANOMALY_CODES) + len(ENGINES) + len(_LEVELS)
+# Which fingerprint layout a stored vector was computed with: a vector from another layout is not
+# comparable (the embedded store re-computes its vectors when this changes; schema migration 3).
+FINGERPRINT_LAYOUT = zlib.crc32(json.dumps([ANOMALY_CODES, ENGINES, sorted(_LEVELS.items())]).encode())
 # Words that say nothing about an incident: left out of a query (each would match nearly every text).
 _STOPWORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it",
                         "of", "on", "or", "the", "to", "was", "were", "with", "after", "before", "again", "our",

@@ -40,6 +40,11 @@ class FingerprintIndex:
     def update(self, rows: Iterable[tuple[int, int, bytes, str | None, str | None]]) -> None:
         """Rows of (rowid, fp_seq, float32 vector bytes, target, engine)."""
         for rowid, seq, blob, target, engine in rows:
+            self.seq = max(self.seq, seq)
+            if len(blob) != DIMENSIONS * 4:
+                # Another fingerprint layout (the store re-computes those on open): not comparable, and
+                # one such row must never break every similarity query.
+                continue
             pos = self._pos.get(rowid)
             if pos is None:
                 if self._n == len(self._rowids):
@@ -50,7 +55,6 @@ class FingerprintIndex:
             self._vecs[pos] = np.frombuffer(blob, dtype=np.float32)
             self._target[pos] = self._name(target)
             self._engine[pos] = self._name(engine)
-            self.seq = max(self.seq, seq)
 
     def _grow(self) -> None:
         size = len(self._rowids) * 2

@@ -61,4 +61,16 @@ MIGRATIONS += (
     """,
 )
 
+MIGRATIONS += (
+    # 3: stored fingerprints say which layout they were computed with (``fp_layout``, a checksum of
+    # inferguard.memory.docs' codes, engines and levels). Vectors from another layout (v2 files were
+    # written before ``metrics_dropped`` joined the codes: one dimension fewer, every engine and level
+    # shifted) are re-computed on open from each incident's stored document and peak levels. Padding
+    # would be wrong: the new code sits between the old codes and the engines. The store does the
+    # re-computation whenever the layout differs, so a later change of codes needs no new migration.
+    """
+    INSERT OR IGNORE INTO meta VALUES ('fp_layout', 0);
+    """,
+)
+
 VERSION = len(MIGRATIONS)

@@ -28,6 +28,7 @@ from inferguard.errors import MemoryBackendError
 from inferguard.jsonsafe import compact
 from inferguard.memory import schema
 from inferguard.memory.docs import (
+    FINGERPRINT_LAYOUT,
     check_event,
     event_row,
     fingerprint_vector,
@@ -134,12 +135,30 @@ class SqliteStore:
                         "SELECT rowid, doc, outcome FROM incidents WHERE tid IS NULL").fetchall():
                     text = signature_text({**json.loads(doc), "outcome": json.loads(outcome) if outcome else None})
                     c.execute("UPDATE incidents SET tid = ? WHERE rowid = ?", (self._tid(c, text), rowid))
+                self._refingerprint(c)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise self._explain(exc) from None
+
+    @staticmethod
+    def _refingerprint(c: sqlite3.Connection) -> None:
+        """Vectors computed with another fingerprint layout are re-computed from the stored incident and
+        its peak levels (one pass, inside the opening transaction); each gets a new ``fp_seq`` and the
+        deletion generation moves, so any index built from the old vectors is rebuilt."""
+        row = c.execute("SELECT value FROM meta WHERE key = 'fp_layout'").fetchone()
+        if row is not None and int(row[0]) == FINGERPRINT_LAYOUT:
+            return
+        seq = int(c.execute("SELECT coalesce(max(fp_seq), 0) FROM incidents").fetchone()[0])
+        for rowid, doc, peak in c.execute("SELECT rowid, doc, peak FROM incidents").fetchall():
+            seq += 1
+            vec = fingerprint_vector(json.loads(doc), json.loads(peak or "{}"))
+            c.execute("UPDATE incidents SET fp = ?, fp_seq = ? WHERE rowid = ?",
+                      (array("f", vec).tobytes(), seq, rowid))
+        c.execute("UPDATE meta SET value = value + 1 WHERE key = 'deletions'")
+        c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('fp_layout', ?)", (FINGERPRINT_LAYOUT,))
 
     @property
     def schema_version(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from array import array
 from pathlib import Path
 
 import pytest
@@ -263,5 +264,47 @@ async def test_a_version_1_file_is_migrated_and_its_incidents_stay_searchable(tm
     try:
         assert s.schema_version == schema.VERSION >= 2
         assert [h["id"] for h in await s.recall("KV cache preempted")] == [doc["id"]]
+    finally:
+        await s.aclose()
+
+
+async def test_a_store_written_with_the_shorter_fingerprint_recalls_correctly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written before ``metrics_dropped`` joined the anomaly codes hold vectors one dimension
+    shorter, with every engine and level one place earlier. Opening one re-computes them (migration 3)."""
+    from inferguard.memory import docs as fpdocs
+    from inferguard.models import ANOMALY_CODES
+
+    path = tmp_path / "v2.db"
+    book = IncidentBook(resolve_after=1)
+    kv = story("http://a/metrics", T0, KV, book=book)
+    q = story("http://c/metrics", T0 + 20, QUEUE, book=book)
+    s = SqliteStore(path, clock=lambda: T0 + 1000)
+    await record_all(s, kv + q)
+    await s.aclose()
+    # Rewrite the file as the previous InferGuard left it: schema 2, vectors in the old layout.
+    with monkeypatch.context() as old:
+        old.setattr(fpdocs, "ANOMALY_CODES", tuple(c for c in ANOMALY_CODES if c != "metrics_dropped"))
+        c = sqlite3.connect(path, isolation_level=None)
+        for rowid, doc, peak in c.execute("SELECT rowid, doc, peak FROM incidents").fetchall():
+            vec = fpdocs.fingerprint_vector(json.loads(doc), json.loads(peak))
+            assert len(vec) == fpdocs.DIMENSIONS - 1
+            c.execute("UPDATE incidents SET fp = ? WHERE rowid = ?", (array("f", vec).tobytes(), rowid))
+        c.execute("DELETE FROM meta WHERE key = 'fp_layout'")
+        c.execute("PRAGMA user_version = 2")
+        c.close()
+    s = SqliteStore(path, clock=lambda: T0 + 1000)
+    try:
+        assert s.schema_version == schema.VERSION >= 3
+        probe = story("http://z/metrics", T0 + 99, KV, book=IncidentBook(resolve_after=1))[-1]["incident"]
+        hits = await s.recall(incident=probe, limit=2)
+        # Re-computed, not padded: the same codes and engine match exactly (a padded old vector would
+        # put the engine on another dimension and score lower).
+        assert [h["target"] for h in hits] == ["http://a/metrics", "http://c/metrics"]
+        assert hits[0]["score"] == pytest.approx(1.0, abs=1e-5) and hits[1]["score"] < 0.9
+        kv2 = story("http://b/metrics", T0 + 40, KV, QUEUE, book=book)
+        await record_all(s, kv2)  # written after the migration, found beside the migrated ones
+        assert {h["target"] for h in await s.recall(incident=probe, limit=3)} == {
+            "http://a/metrics", "http://b/metrics", "http://c/metrics"}
     finally:
         await s.aclose()
