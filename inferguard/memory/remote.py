@@ -56,13 +56,16 @@ class RemoteState:
         await self.commands.run("PING")
 
     async def apply(self, op: str, doc: Mapping[str, Any]) -> None:
-        """One spooled write: ``record`` (an event), ``save`` ({key, doc}) or ``note`` ({id, outcome})."""
+        """One spooled write: ``record`` (an event), ``save`` ({key, doc}), ``note`` ({id, outcome}) or
+        ``prune`` ({now, ids}: retention ran in the embedded store)."""
         if op == "record":
             await self.record(doc)
         elif op == "save":
             await self.save(str(doc["key"]), doc["doc"])
         elif op == "note":
             await self.note_outcome(str(doc["id"]), doc["outcome"])
+        elif op == "prune":
+            await self.prune(float(doc["now"]), [str(i) for i in doc.get("ids") or []])
         else:
             raise ValueError(f"unknown spooled operation {op!r}")
 
@@ -153,25 +156,32 @@ class RemoteState:
                                                          ["XLEN", self._k("events")], ["SCARD", self._k("open")]])
         return {"incidents": int(n_inc), "events": int(n_ev), "open": int(n_open)}
 
-    async def prune(self, now: float) -> int:
-        """Resolved incidents past the age or count limit go; the event stream is capped by XADD MAXLEN."""
-        old = list(await self.commands.run("ZRANGE", self._k("incidents"), "-inf", f"({now - self.retention_s}",
-                                           "BYSCORE") or [])
+    async def prune(self, now: float, ids: list[str] | tuple[str, ...] = ()) -> int:
+        """Retention, as the embedded store applies it: resolved incidents not updated within the age
+        limit, or past the count limit (oldest first), go with their timeline and window; so do ``ids``
+        (what the embedded store just dropped). Open incidents never go. The event stream is capped by
+        XADD MAXLEN and the idempotency marks expire on their own. Idempotent: a replayed spool is fine."""
+        cutoff = now - self.retention_s
+        # Opened before the cutoff: the only ones that can have been last updated before it.
+        aged = list(await self.commands.run("ZRANGE", self._k("incidents"), "-inf", f"({cutoff}", "BYSCORE") or [])
         total = int(await self.commands.run("ZCARD", self._k("incidents")))
-        if total - len(old) > self.max_incidents:
-            extra = list(await self.commands.run("ZRANGE", self._k("incidents"), 0,
-                                                 total - self.max_incidents - 1) or [])
-            old += [i for i in extra if i not in set(old)]
+        capped: set[str] = set(ids)
+        if total - len(aged) > self.max_incidents:
+            capped.update(await self.commands.run("ZRANGE", self._k("incidents"), 0,
+                                                  total - self.max_incidents - 1) or [])
         open_ = set(await self.open_ids())
         gone = 0
-        for iid in old:
+        for iid in dict.fromkeys([*aged, *sorted(capped)]):
             if iid in open_:
                 continue
-            target = await self.commands.run("HGET", self._k("inc", iid), "target")
+            target, updated, status = await self.commands.run("HMGET", self._k("inc", iid), "target",
+                                                              "updated_at", "status")
+            if status == "open" or (iid not in capped and updated is not None and float(updated) >= cutoff):
+                continue  # resolved within the age limit: kept
             await self.commands.batch([["DEL", self._k("inc", iid), self._k("tl", iid), self._k("win", iid)],
                                        ["ZREM", self._k("incidents"), iid],
                                        ["ZREM", self._k("tgt", str(target or "")), iid]])
-            gone += 1
+            gone += 0 if target is None and status is None else 1  # an id never stored here is no loss
         return gone
 
     async def aclose(self) -> None:

@@ -75,6 +75,12 @@ class SqliteStore:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._since_prune = 0
         self._last_prune = 0.0
+        # What retention removed, for the remote backends to forget too (Memory.forward_prunes): the
+        # time of the latest run and the ids it dropped, handed over from the writer thread under a lock.
+        self._pruned_lock = threading.Lock()
+        self._pruned: tuple[float, list[str]] | None = None
+        self._pruning: tuple[float, list[str]] | None = None  # this transaction's, writer thread only
+        self.report_pruned = False  # set by Memory when remote backends need to hear of it
         self.writes = 0
         self._writer = threading.Thread(target=self._write_loop, name="inferguard-sqlite-writer", daemon=True)
         self._writer.start()
@@ -188,6 +194,7 @@ class SqliteStore:
     def _apply(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], _Done | None]]) -> None:
         c = self._wconn
         outcomes: list[tuple[BaseException | None, Any]] = []
+        self._pruning = None
         try:
             c.execute("BEGIN IMMEDIATE")
             for fn, args, _ in batch:
@@ -205,6 +212,10 @@ class SqliteStore:
                 self._prune(c, now)
             c.execute("COMMIT")
             self.writes += len(batch)
+            if self._pruning is not None and self.report_pruned:
+                with self._pruned_lock:
+                    ids = self._pruned[1] if self._pruned is not None else []
+                    self._pruned = (self._pruning[0], ids + self._pruning[1])
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 c.execute("ROLLBACK")
@@ -344,7 +355,20 @@ class SqliteStore:
             self._tids.clear()
         last = c.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         cur = c.execute("DELETE FROM events WHERE seq <= ?", (last - self.max_events,))
+        self._pruning = (now, doomed)  # handed over once the transaction commits
         return {"incidents": len(doomed), "events": max(0, cur.rowcount)}
+
+    @property
+    def pruned_waiting(self) -> bool:
+        """Retention ran since the last :meth:`take_pruned` (a cheap check for every write)."""
+        return self._pruned is not None
+
+    def take_pruned(self) -> tuple[float, list[str]] | None:
+        """The time retention last ran and the incident ids it dropped (committed) since the last call,
+        or None."""
+        with self._pruned_lock:
+            got, self._pruned = self._pruned, None
+        return got
 
     # -- the protocols -------------------------------------------------------------------------
     async def record(self, event: Mapping[str, Any]) -> None:

@@ -46,6 +46,9 @@ class Memory:
         self.state = state
         self.vector = vector
         self._remotes: list[_Remote] = [r for r in (state, vector) if r is not None]
+        # Retention runs in the embedded store's writer; the remotes are told what it dropped.
+        local.report_pruned = bool(self._remotes)
+        self._forwarding: asyncio.Task[None] | None = None
         self._pending: dict[str, int] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -144,12 +147,41 @@ class Memory:
         await self.local.record(event)
         for r in self._remotes:
             await self._send(r, "record", event)
+        self._after_local_write()
 
     async def save(self, key: str, doc: Mapping[str, Any]) -> None:
         await self.start()
         await self.local.save(key, doc)
         if self.state is not None:
             await self._send(self.state, "save", {"key": key, "doc": dict(doc)})
+        self._after_local_write()
+
+    # -- retention -------------------------------------------------------------------------------
+    def _after_local_write(self) -> None:
+        # The embedded store applies retention every 2,000 writes or minute, on its writer thread; when
+        # it has, the remotes apply it too, in a task of their own so no write waits for it.
+        if self.local.pruned_waiting and not self._closing and (
+                self._forwarding is None or self._forwarding.done()):
+            self._forwarding = asyncio.get_running_loop().create_task(self.forward_prunes())
+
+    async def forward_prunes(self) -> None:
+        """Tell each remote that retention ran: Redis/Upstash Redis apply the same age and count limits
+        and drop the incidents the embedded store dropped; Upstash Vector forgets those. Like every
+        write, a remote that is down gets it through the spool."""
+        while (got := self.local.take_pruned()) is not None:
+            now, ids = got
+            chunks = [ids[i:i + 500] for i in range(0, len(ids), 500)] or [[]]
+            for r in self._remotes:
+                for chunk in chunks:
+                    if chunk or r is self.state:  # the state backend also applies its own limits
+                        await self._send(r, "prune", {"now": now, "ids": chunk})
+
+    async def prune(self) -> dict[str, int]:
+        """Apply retention now, in the embedded store and then in every remote backend."""
+        await self.start()
+        counts = await self.local.prune()
+        await self.forward_prunes()
+        return counts
 
     async def note(self, incident_id: str, *, worked: bool, note: str = "", source: str = "operator") -> bool:
         await self.start()
@@ -164,10 +196,11 @@ class Memory:
         await self.local.flush()
 
     async def settle(self, timeout_s: float = 10.0) -> bool:
-        """Wait (bounded) until every spool is replayed; True when nothing is left spooled."""
+        """Wait (bounded) until retention has been passed on and every spool is replayed; True when
+        nothing is left spooled."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                while any(self._pending.values()):
+                while any(self._pending.values()) or (self._forwarding is not None and not self._forwarding.done()):
                     await asyncio.sleep(0.05)
         return not any(self._pending.values())
 
@@ -229,10 +262,12 @@ class Memory:
     async def aclose(self, drain_s: float = 2.0) -> None:
         """Give the spools a short, bounded chance to drain, then close. What is still spooled stays in
         the embedded store and is replayed after the next start."""
+        if self._forwarding is not None and not self._forwarding.done():
+            await asyncio.wait([self._forwarding], timeout=drain_s)  # retention taken, not yet passed on
         if any(self._pending.values()) and len(self.degraded) < len(self._remotes):
             await self.settle(drain_s)
         self._closing = True
-        tasks = [t for t in self._drains.values() if not t.done()]
+        tasks = [t for t in (*self._drains.values(), self._forwarding) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:

@@ -51,6 +51,8 @@ class VectorRecall:
     async def apply(self, op: str, doc: Mapping[str, Any]) -> None:
         if op == "record":
             await self.record(doc)
+        elif op == "prune":
+            await self.forget([str(i) for i in doc.get("ids") or []])  # what retention dropped locally
         elif op in ("save", "note"):
             return  # restart state and outcomes are not recall's business
         else:

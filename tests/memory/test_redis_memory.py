@@ -15,7 +15,7 @@ from inferguard.memory.commands import RedisCommands
 from inferguard.memory.remote import RemoteState
 from inferguard.memory.sqlite import SqliteStore
 from inferguard.memory.store import Memory
-from tests.memory.docs import KV, QUEUE, TTFT, story
+from tests.memory.docs import KV, QUEUE, TTFT, finding, story
 from tests.memory.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -172,3 +172,68 @@ async def test_retention_on_redis_keeps_open_incidents(tmp_path: Path, redis_ser
         assert [i["target"] for i in await state.list_incidents()] == ["http://open/metrics"]
     finally:
         await state.aclose()
+
+
+async def test_retention_in_the_embedded_store_reaches_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    """The daemon's memory as build.py opens it (settings, one retention): once the embedded store's
+    retention drops an old resolved incident, Redis drops it too, with its timeline and window; open
+    and recent incidents stay."""
+    from inferguard.config import MemorySettings
+    from inferguard.memory.build import open_memory
+
+    now = [T0 + 100]
+    settings = MemorySettings(state_dir=tmp_path / "state", redis_url=redis_server.url,  # type: ignore[arg-type]
+                              memory_retention_days=1)
+    m = open_memory(settings, clock=lambda: now[0])
+    assert m.state is not None
+    book = IncidentBook(resolve_after=1)
+    old = story("http://old/metrics", T0, KV, book=book)  # resolved at T0 + 60
+    kept_open = story("http://open/metrics", T0, QUEUE)[:1]
+    late = IncidentBook(resolve_after=1)  # opened at T0 too, resolved only 1.5 days later: recent
+    kw: dict[str, Any] = {"engine": "vllm-v1", "model": "llama-3-8b"}
+    first = [finding("http://slow/metrics", T0, TTFT)]
+    slow = [e.to_dict() for e in late.update("http://slow/metrics", T0, first, **kw)]
+    slow += [e.to_dict() for e in late.update("http://slow/metrics", T0 + 1.5 * 86400, [], **kw)]
+    try:
+        for d in old + kept_open + slow:
+            await m.record(d)
+        old_id, open_id = old[0]["incident"]["id"], kept_open[0]["incident"]["id"]
+        assert await m.state.commands.run("EXISTS", f"inferguard:inc:{old_id}") == 1
+        now[0] = T0 + 2 * 86400  # a day past retention; the next write's batch runs it
+        fresh = story("http://new/metrics", now[0], TTFT, book=book)
+        for d in fresh:
+            await m.record(d)
+        assert await m.settle(30), m.degraded
+        assert await m.local.get(old_id) is None  # the embedded store dropped it...
+        keys = await m.state.commands.run("KEYS", f"inferguard:*{old_id}*")
+        assert keys == []  # ...and so did Redis: inc:, tl:, win: all gone
+        assert old_id not in await m.state.commands.run("ZRANGE", "inferguard:incidents", 0, -1)
+        assert sorted(i["target"] for i in await m.state.list_incidents()) == [
+            "http://new/metrics", "http://open/metrics", "http://slow/metrics"]
+        assert sorted(i["target"] for i in await m.local.list_incidents()) == [
+            "http://new/metrics", "http://open/metrics", "http://slow/metrics"]  # the same rule, both sides
+        assert await m.state.get(open_id) is not None
+    finally:
+        await m.aclose()
+
+
+async def test_retention_reaches_redis_through_the_spool_after_an_outage(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    logs: list[tuple[str, dict[str, Any]]] = []
+    now = [T0 + 100]
+    state = RemoteState(RedisCommands(redis_server.url, timeout_s=0.5), retention_days=1)
+    m = Memory(SqliteStore(tmp_path / "local.db", retention_days=1, clock=lambda: now[0]), state=state,
+               retry_min_s=0.05, retry_max_s=0.2, log=lambda event, **kw: logs.append((event, kw)))
+    old = story("http://old/metrics", T0, KV)
+    try:
+        for d in old:
+            await m.record(d)
+        redis_server.kill()
+        now[0] = T0 + 2 * 86400
+        assert (await m.prune())["incidents"] == 1  # Redis is down: the prune waits in the spool
+        assert (await m.stats())["spooled"]["redis"] >= 1
+        redis_server.start()
+        assert await m.settle(30), m.degraded
+        assert await state.get(old[0]["incident"]["id"]) is None and (await state.count())["incidents"] == 0
+    finally:
+        await m.aclose()

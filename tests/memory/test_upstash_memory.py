@@ -175,3 +175,29 @@ async def test_against_a_real_upstash_account(tmp_path: Path) -> None:
         if keys:
             await m.state.commands.run("DEL", *keys)  # type: ignore[union-attr]
         await m.aclose()
+
+
+async def test_retention_reaches_upstash_redis_and_vector(tmp_path: Path, upstash: UpstashDouble) -> None:
+    """Retention in the embedded store is passed on: Upstash Redis drops the old resolved incident and
+    Upstash Vector forgets it, through the real SDKs; the recent one stays in both."""
+    now = [T0 + 100]
+    state = RemoteState(UpstashCommands(upstash.url, "test-token", timeout_s=1.0), retention_days=1)
+    vector = VectorRecall(upstash.url, "vector-token", timeout_s=1.0)
+    m = Memory(SqliteStore(tmp_path / "m.db", retention_days=1, clock=lambda: now[0]), state=state, vector=vector,
+               retry_min_s=0.05, retry_max_s=0.2)
+    old = story("http://old/metrics", T0, KV)
+    try:
+        for d in old:
+            await m.record(d)
+        old_id = old[0]["incident"]["id"]
+        assert await vector.fetch(old_id) is not None
+        now[0] = T0 + 2 * 86400
+        fresh = story("http://new/metrics", now[0], QUEUE)
+        for d in fresh:
+            await m.record(d)  # this write's batch runs retention
+        assert await m.settle(30), m.degraded
+        assert await vector.fetch(old_id) is None and await state.get(old_id) is None
+        new_id = fresh[0]["incident"]["id"]
+        assert await vector.fetch(new_id) is not None and await state.get(new_id) is not None
+    finally:
+        await m.aclose()
