@@ -15,8 +15,9 @@ import typer
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
-from inferguard.memory.build import open_local
+from inferguard.memory.build import open_local, open_memory
 from inferguard.memory.sqlite import SqliteStore
+from inferguard.memory.store import Memory
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents remembered in incident memory.")
 T = TypeVar("T")
@@ -44,6 +45,29 @@ def _with_store(fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
             return await fn(store)
         finally:
             await store.aclose()
+
+    try:
+        return anyio.run(run)
+    except InferGuardError as exc:
+        raise fail(exc, default=EXIT_SOFTWARE) from None
+
+
+def _with_memory(fn: Callable[[Memory], Awaitable[T]]) -> tuple[T, dict[str, str], dict[str, str]]:
+    """Run ``fn`` on the configured memory (the embedded store plus Redis/Upstash when configured),
+    as the daemon writes to it; returns its result, the backends and those that did not answer."""
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        raise fail(exc) from None
+
+    async def run() -> tuple[T, dict[str, str], dict[str, str]]:
+        # The command says once what did not answer (memory.degraded), not a warning line per retry.
+        memory = open_memory(settings.memory, log=lambda event, **kw: None)
+        try:
+            result = await fn(memory)
+            return result, memory.backends, dict(memory.degraded)
+        finally:
+            await memory.aclose()
 
     try:
         return anyio.run(run)
@@ -153,8 +177,11 @@ def note(
     if worked is None:
         typer.echo("inferguard: say --worked or --failed", err=True)
         raise typer.Exit(EXIT_USAGE)
-    found = _with_store(lambda s: s.note(incident_id, worked=worked, note=text))
+    found, backends, degraded = _with_memory(lambda m: m.note(incident_id, worked=worked, note=text))
+    for name, reason in degraded.items():
+        typer.echo(f"inferguard: {name} did not answer ({reason}); the note is kept in the embedded store and "
+                   "sent to it when InferGuard next reaches it", err=True)
     if not found:
         typer.echo(f"inferguard: no incident {incident_id!r} remembered", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{incident_id}: fix {'worked' if worked else 'failed'}")
+    typer.echo(f"{incident_id}: fix {'worked' if worked else 'failed'} (remembered in {backends['state']})")

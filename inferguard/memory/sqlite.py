@@ -391,8 +391,11 @@ class SqliteStore:
 
     async def note(self, incident_id: str, *, worked: bool, note: str = "", source: str = "operator") -> bool:
         """Remember whether the fix worked. False when no such incident is stored."""
-        outcome = {"worked": bool(worked), "note": note[:2000], "source": source, "at": self.clock()}
-        return bool(await self._submit(self._w_note, incident_id, outcome))
+        return bool(await self._submit(self._w_note, incident_id, self.outcome(worked, note, source)))
+
+    def outcome(self, worked: bool, note: str = "", source: str = "operator") -> dict[str, Any]:
+        """The outcome document ``note`` stores (the remote backends store the same)."""
+        return {"worked": bool(worked), "note": note[:2000], "source": source, "at": self.clock()}
 
     async def flush(self) -> None:
         """Wait until everything queued before this call is committed."""

@@ -184,13 +184,26 @@ class Memory:
         return counts
 
     async def note(self, incident_id: str, *, worked: bool, note: str = "", source: str = "operator") -> bool:
+        """Remember whether the fix worked, here and in the state backend. True when either knows the
+        incident (the remote may hold one this embedded store never saw: another host's daemon, or
+        one retention dropped here). A remote that is down gets it through the spool."""
         await self.start()
         found = await self.local.note(incident_id, worked=worked, note=note, source=source)
-        if self.state is not None:
-            got = await self.local.get(incident_id)
-            if got is not None and got.get("outcome"):
-                await self._send(self.state, "note", {"id": incident_id, "outcome": got["outcome"]})
-        return found
+        state = self.state
+        if state is None:
+            return found
+        got = await self.local.get(incident_id) if found else None
+        outcome = got["outcome"] if got and got.get("outcome") else self.local.outcome(worked, note, source)
+        if found:
+            await self._send(state, "note", {"id": incident_id, "outcome": outcome})
+            return True
+        if self._pending.get(state.name):
+            return False  # the remote is behind (down): it cannot be asked, and is no newer than here
+        try:
+            return await state.note_outcome(incident_id, outcome)
+        except MemoryBackendError as exc:
+            self._mark(state.name, f"note failed: {exc}")
+            return False
 
     async def flush(self) -> None:
         await self.local.flush()
