@@ -19,6 +19,10 @@ from typing import Any
 
 import pytest
 
+from inferguard.detectors import DetectorConfig, Window
+from inferguard.models import Signals
+from inferguard.pipeline import Pipeline
+from inferguard.sources.timeline import read_timeline
 from tests.e2e.conftest import EngineArgs, EnginePool
 from tests.e2e.harness import Load, Phase, PhaseMark, VllmServer, run_phases
 from tests.e2e.watch import Event, Watch
@@ -56,6 +60,31 @@ def drive(server: VllmServer, phases: Sequence[Phase], words: list[str], tmp_pat
     assert watch.returncode == 0, f"daemon did not stop cleanly on SIGTERM\n{watch.describe()}"
     assert not watch.bad_lines, f"non-JSON stdout lines: {watch.bad_lines[:3]}"
     return watch, {m.name: m for m in marks}
+
+
+def engine_signals(tmp_path: Path) -> list[Signals]:
+    """What the engine's own page said at each scrape the daemon made (its --record timeline)."""
+    pipeline = Pipeline()
+    return [s for scrape in read_timeline(tmp_path / "seen.jsonl.gz") for s in pipeline.observe(scrape).signals]
+
+
+def due_times(signals: Sequence[Signals], onset: float, end: float) -> dict[str, float | None]:
+    """When each KV-overload code became detectable from what the engine itself reported, by the rules
+    docs/detectors.md states: the load is visible once the engine shows a queue or a full cache; a storm
+    once preemptions over the trend window reach the storm rate while still happening. Detection budgets
+    run from these moments, not from when the clients started (the engine shows load seconds later, and
+    how much it preempts depends on how fast this CPU decodes)."""
+    cfg = DetectorConfig()
+    visible = next((s.ts for s in signals if onset <= s.ts <= end and (
+        (s.get("requests_waiting") or 0) > 0 or (s.get("kv_usage") or 0) >= cfg.kv_threshold)), None)
+    storm = None
+    for i, s in enumerate(signals):
+        if onset <= s.ts <= end and (s.get("preemptions_per_s") or 0) > 0:
+            rate = Window(signals[: i + 1]).rate_over("preemptions_per_s", cfg.trend_window_s)
+            if rate is not None and rate >= cfg.preemption_rate:
+                storm = s.ts
+                break
+    return {"kv_pressure": visible, "queue_buildup": visible, "preemption_storm": storm}
 
 
 def incident_events(watch: Watch) -> list[Event]:
@@ -124,12 +153,17 @@ def test_kv_overload_is_detected_diagnosed_and_resolved(engines: EnginePool, wor
         problems.append(f"{len(nagging)} proactive advisories while idle/healthy, e.g. "
                         f"{first['advisories'][0].get('action')}: {first['diagnosis'].get('summary')}")
 
-    for code in ("kv_pressure", "preemption_storm", "queue_buildup"):
+    due = due_times(engine_signals(tmp_path), onset, ph["overload"].end)
+    if due["kv_pressure"] is None:
+        problems.append("the engine never showed the overload (no queue, no full cache): the load did not land")
+    for code, when in due.items():
         seen = first_seen(events, code)
+        if when is None:
+            continue  # the engine never did what this code reports (e.g. preempted at a storm's rate)
         if seen is None:
-            problems.append(f"{code} never detected")
-        elif seen - onset > 2 * INTERVAL + JITTER_S:
-            problems.append(f"{code} first active {seen - onset:.1f}s after the overload began "
+            problems.append(f"{code} never detected (detectable from {when - onset:.1f}s)")
+        elif seen - when > 2 * INTERVAL + JITTER_S:
+            problems.append(f"{code} first active {seen - when:.1f}s after the engine showed it "
                             f"(budget: two {INTERVAL:g}s intervals)")
 
     incident = next((i for i in opened(events) if i["opened_at"] >= onset), None)
@@ -189,10 +223,16 @@ def test_admission_overload_is_queueing_not_kv(engines: EnginePool, words: list[
 
 def test_prefix_cache_churn_is_a_regression(engines: EnginePool, words: list[str], tmp_path: Path) -> None:
     server = engines.get(SMALL_BATCH_ENGINE)
+    # As many clients as the engine has batch slots (--max-num-seqs 2): nobody waits to be scheduled, so
+    # the only thing wrong in the random phase is the cache. With more clients than slots the engine
+    # queues for real (requests wait over a second) and queue_buildup is the right answer, not noise.
+    # Prompts of ~100 tokens: this CPU prefills ~18 ms a token, so an uncached 310-token prompt took 6 s
+    # alone and the engine scheduled a request only every ~11 s; the hit ratio, counted when a request is
+    # scheduled, was then unknown at most scrapes. At ~2 s a prompt every scrape sees one scheduled.
     phases = [
         Phase("idle", 10),
-        Phase("shared_prefix", 45, Load(4, 16, "prefix:300:10")),
-        Phase("random", 45, Load(4, 16, "words:310")),
+        Phase("shared_prefix", 45, Load(2, 16, "prefix:96:8")),  # 3 of the prompt's 32-token blocks shared
+        Phase("random", 45, Load(2, 16, "words:104")),
         Phase("quiet", 10),
     ]
     watch, ph = drive(server, phases, words, tmp_path)
