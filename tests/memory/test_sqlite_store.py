@@ -308,3 +308,25 @@ async def test_a_store_written_with_the_shorter_fingerprint_recalls_correctly(
             "http://a/metrics", "http://b/metrics", "http://c/metrics"}
     finally:
         await s.aclose()
+
+
+async def test_json_work_happens_on_the_writer_thread_not_the_event_loop(
+        store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serialising a burst of incidents costs tens of microseconds each: the writer thread pays it,
+    the event loop (the scrape cycles) only validates and queues."""
+    import threading
+
+    from inferguard.memory import sqlite as sqlite_module
+
+    threads: list[str] = []
+    real = sqlite_module.compact
+
+    def spy(obj: object) -> str:
+        threads.append(threading.current_thread().name)
+        return real(obj)
+
+    monkeypatch.setattr(sqlite_module, "compact", spy)
+    await record_all(store, story("http://a/metrics", T0, KV, QUEUE))
+    await store.save("baselines", {"a": 1})
+    await store.note(story("http://a/metrics", T0, KV, QUEUE)[0]["incident"]["id"], worked=True)
+    assert threads and set(threads) == {"inferguard-sqlite-writer"}
