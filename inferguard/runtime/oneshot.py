@@ -22,6 +22,7 @@ from inferguard.errors import ConfigError
 from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc
+from inferguard.runtime.actuate import ActuationLane, book_recorder, latest_reader
 from inferguard.runtime.build import build_flow, build_local_store, build_scraper
 from inferguard.runtime.flow import Flow
 from inferguard.sources.timeline import TimelineWriter, read_timeline
@@ -184,15 +185,6 @@ class TickingSink(Protocol):
     async def tick(self) -> None: ...
 
 
-def latest_reader(pipeline: Pipeline) -> Callable[[str, str], dict[str, float] | None]:
-    """The verification scrape: the newest canonical signals the pipeline holds for (target, model)."""
-    def read(target: str, model: str) -> dict[str, float] | None:
-        s = pipeline.latest().get(target, {}).get(model)
-        return None if s is None else dict(s.values)
-
-    return read
-
-
 async def replay_outputs(file: Path, settings: Settings, clock: FakeClock, *, notifier: TickingSink | None = None,
                          actuator: WebhookActuator | None = None,
                          on_observation: Callable[[Observation], Awaitable[None]] | None = None) -> Pipeline:
@@ -201,7 +193,7 @@ async def replay_outputs(file: Path, settings: Settings, clock: FakeClock, *, no
     verifications land on the incident; the notifier ticks after every scrape."""
     flow = build_flow(settings)
     pipeline = flow.pipeline
-    offered: set[tuple[str, str]] = set()
+    lane = None if actuator is None else ActuationLane(actuator, book_recorder(pipeline), latest_reader(pipeline))
     for scrape in read_timeline(file):
         clock.now = scrape.ts
         obs = await flow.process(scrape)
@@ -209,19 +201,10 @@ async def replay_outputs(file: Path, settings: Settings, clock: FakeClock, *, no
             doc = ev.to_dict()
             if notifier is not None:
                 await notifier.send(doc)
-            if actuator is not None and ev.kind != "resolved":
-                for adv in ev.incident.advisories:
-                    key = (ev.incident.id, str(adv.get("action")))
-                    if key not in offered:
-                        offered.add(key)
-                        entry = await actuator.act(adv, doc["incident"])
-                        if entry["outcome"] in ("sent", "failed"):
-                            ev.incident.record_action(entry)
-        if actuator is not None:
-            for entry in await actuator.verify_due(latest_reader(pipeline)):
-                inc = pipeline.book.get(str(entry["incident"]))
-                if inc is not None:
-                    inc.record_action(entry)
+            if lane is not None:
+                await lane.send(doc)
+        if lane is not None:
+            await lane.tick()
         if on_observation is not None:
             await on_observation(obs)
         if notifier is not None:
