@@ -273,6 +273,8 @@ class ActuationSettings(BaseSettings):
 
 class ProbeSettings(BaseSettings):
     model_config = _cfg("INFERGUARD_PROBE_")
+    every: float | None = Field(None, ge=1.0, le=MAX_INTERVAL_S,
+                                description="seconds between canary probes of each target by the daemon (unset: off)")
     model: str | None = Field(None, description="model to ask (default: the engine's first model)")
     timeout_seconds: float = Field(30.0, gt=0, description="per probe")
     max_tokens: int = Field(16, ge=1, le=4096, description="tokens a probe asks for")

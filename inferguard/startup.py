@@ -23,7 +23,7 @@ from inferguard.config import Settings
 V6_WITHOUT_EFFECT: tuple[tuple[str, str], ...] = (
     ("UPSTASH_*", "not a setting of this version (Upstash memory reads UPSTASH_REDIS_REST_URL/_TOKEN and "
                   "UPSTASH_VECTOR_REST_URL/_TOKEN)"),
-    ("INFERGUARD_ACTUATION_*", "actuation is not implemented in this version; InferGuard only advises"),
+    ("INFERGUARD_ACTUATION_*", "not a setting of this version (docs/actuation.md lists the actuation settings)"),
     ("INFERGUARD_REPLAY_*", "v6's replay settings are replaced by `inferguard replay FILE`"),
     ("DAYTONA_API_KEY", "v6's Daytona sandboxes are not used by this version"),
     ("BL_API_KEY", "v6's Blaxel hosting is not used by this version"),

@@ -55,6 +55,10 @@ class Telemetry:
                                     ["sink"], registry=r)
         self.store_failures = Counter("inferguard_store_failures", "Incident store calls that failed or timed out",
                                       ["verb"], registry=r)
+        self.probes = Counter("inferguard_probes", "Canary probes by target and outcome (ok, failed, not_run)",
+                              ["target", "outcome"], registry=r)
+        self.probe_ttft = Gauge("inferguard_probe_ttft_seconds", "Time to first token of the last successful probe",
+                                ["target"], registry=r)
 
     def show_open_anomalies(self, incidents: Iterable[Mapping[str, Any]]) -> None:
         """Reset inferguard_open_anomalies to the active anomalies of these open IncidentDocs."""

@@ -1,8 +1,8 @@
 """The composition root: the ONLY place that turns :class:`~inferguard.config.Settings` into objects.
 
 One function per kind — :func:`build_scraper`, :func:`detector_config`, :func:`build_pipeline`,
-:func:`build_brain`, :func:`build_store`, :func:`build_sinks`, :func:`build_probes`,
-:func:`build_actuators` — and :func:`build_daemon` / :func:`build_flow` that put them together.
+:func:`build_brain`, :func:`build_store`, :func:`build_sinks` (the notifier and the actuator are
+sinks), :func:`build_probes` — and :func:`build_daemon` / :func:`build_flow` that put them together.
 Adding a sink means one new module under ``inferguard/sinks/`` and one entry in :data:`SINKS`; a
 store, probe or actuator likewise touches only its ``build_*`` function here. The daemon and the
 one-shot commands never construct a stage themselves.
@@ -30,7 +30,8 @@ from inferguard.memory.store import Memory
 from inferguard.models import Target
 from inferguard.pipeline import PageLimits, Pipeline
 from inferguard.probes import DaytonaProbe, LocalProbe
-from inferguard.protocols import Actuator, IncidentStore, Probe, Sink, StateStore
+from inferguard.protocols import IncidentStore, Probe, Sink, StateStore
+from inferguard.runtime.actuate import ActuationLane, book_recorder, latest_reader
 from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow
@@ -54,6 +55,9 @@ from inferguard.testing import MemoryStore
 
 # How long the scrape loop waits on the incident store per call before it carries on without it.
 STORE_TIMEOUT_S = 2.0
+# The notifier's and the actuator's clock-driven work (repeats, re-sends, retries, verifications) runs
+# every scrape interval, at least this often: their own timers are seconds to hours.
+TICK_MAX_S = 5.0
 
 
 # -- sensing -----------------------------------------------------------------------------------------
@@ -125,20 +129,41 @@ def build_local_store(settings: Settings) -> IncidentStore:
 
 @dataclass
 class SinkContext:
-    """What a sink factory may use besides settings."""
+    """What a sink factory may use besides settings. ``state`` (the daemon's incident memory, which keeps
+    notification and actuation state across restarts) and ``pipeline`` (whose incidents an actuation
+    outcome lands on) are None where a sink that needs them cannot run."""
 
     log: Any
     telemetry: Telemetry
     view: Sink | None = None
+    state: StateStore | None = None
+    clock: Callable[[], float] = time.time
+    pipeline: Pipeline | None = None
 
 
 SinkFactory = Callable[[Settings, SinkContext], "Sink | None"]
+
+
+def _notify_sink(settings: Settings, ctx: SinkContext) -> Sink | None:
+    return None if ctx.state is None else build_notifier(settings, ctx.state, clock=ctx.clock)
+
+
+def _actuation_sink(settings: Settings, ctx: SinkContext) -> Sink | None:
+    if ctx.state is None or ctx.pipeline is None:
+        return None
+    actuator = build_actuator(settings, ctx.state, clock=ctx.clock)
+    if actuator is None:
+        return None
+    return ActuationLane(actuator, book_recorder(ctx.pipeline), latest_reader(ctx.pipeline))
+
 
 # Every sink by name, in delivery order; a factory returns None when its sink is not configured.
 SINKS: dict[str, SinkFactory] = {
     "log": lambda settings, ctx: LogSink(ctx.log),
     "view": lambda settings, ctx: ctx.view,
     "api": lambda settings, ctx: ReadModel(),
+    "notify": _notify_sink,  # Slack, webhooks, Alertmanager: when any is configured
+    "actuation": _actuation_sink,  # when INFERGUARD_ACTUATION_MODE is not off
 }
 
 
@@ -160,11 +185,8 @@ def build_api(settings: Settings, listen: str | None) -> ApiOptions | None:
 
 
 def build_probes(settings: Settings) -> list[Probe]:
-    return []
-
-
-def build_actuators(settings: Settings) -> list[Actuator]:
-    return []
+    """The daemon's canary probe, when INFERGUARD_PROBE_EVERY is set; none otherwise."""
+    return [build_probe(settings)] if settings.probe.every is not None else []
 
 
 # -- notifications, actuation, canary probes -----------------------------------------------------------
@@ -245,12 +267,16 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     check_options(options)
     log = configure(options.log_format, options.out, options.log_level)
     telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
-    sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view))
+    store = build_store(settings, clock=clock, log=log)
+    pipeline = build_pipeline(settings, targets)
+    sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view, state=store, clock=clock,
+                                              pipeline=pipeline))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)
     stage = build_stage(settings, brain)
     telemetry.watch_llm(lambda: getattr(stage.brain, "usage", None))  # local brain with an LLM only
-    flow = Flow(build_pipeline(settings, targets), stage, build_store(settings, clock=clock, log=log),
-                publish=fanout.publish, clock=clock, log=log, telemetry=telemetry, store_timeout_s=STORE_TIMEOUT_S)
+    flow = Flow(pipeline, stage, store, publish=fanout.publish, clock=clock, log=log, telemetry=telemetry,
+                store_timeout_s=STORE_TIMEOUT_S)
+    probes = build_probes(settings)
     read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)
     if read_model is not None:
         read_model.add_targets((t.url, t.display) for t in targets)
@@ -262,12 +288,25 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                   log=log, scrape_timeout_s=settings.scrape.timeout_seconds,
                   read_model=read_model, api=build_api(settings, options.listen),
                   writer=TimelineWriter(options.record) if options.record else None,
-                  probes=build_probes(settings), actuators=build_actuators(settings),
+                  probes=probes, probe_every_s=settings.probe.every, probe_timeout_s=settings.probe.timeout_seconds,
+                  ticking=[s for s in sinks if isinstance(s, Notifier | ActuationLane)],
+                  tick_every_s=min(TICK_MAX_S, options.interval_s),
                   proactive_every=settings.brain.proactive_cycle_every, view=view,
-                  startup=startup_fields(settings, targets=targets, interval_s=options.interval_s,
-                                         listen=options.listen),
+                  startup={**startup_fields(settings, targets=targets, interval_s=options.interval_s,
+                                            listen=options.listen), **outputs_fields(settings, sinks, probes)},
                   ignored=ineffective_settings())
     return Daemon(parts, targets, options, clock=clock)
+
+
+def outputs_fields(settings: Settings, sinks: Sequence[Sink], probes: Sequence[Probe]) -> dict[str, Any]:
+    """The start-up line's word on what leaves the process: channel names (never a URL: they hold
+    tokens), the actuation mode and its allowlist, the probe schedule."""
+    notifier = next((s for s in sinks if isinstance(s, Notifier)), None)
+    a = settings.actuation
+    acting = any(isinstance(s, ActuationLane) for s in sinks)
+    return {"notify": sorted(notifier.channels) if notifier else "off",
+            "actuation": f"{a.mode} ({', '.join(sorted(a.allowed_actions()))})" if acting else "off",
+            "probes": f"every {settings.probe.every:g}s" if probes and settings.probe.every else "off"}
 
 
 def check_options(options: DaemonOptions) -> None:

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import anyio
 from anyio.abc import TaskGroup
@@ -34,13 +34,14 @@ from inferguard.errors import ConfigError
 from inferguard.jsonsafe import finite
 from inferguard.models import Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation
-from inferguard.protocols import Actuator, CycleStatus, Probe, Source, StateStore, TargetDoc
+from inferguard.protocols import CycleStatus, Probe, Source, StateStore, TargetDoc
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow
 from inferguard.runtime.restart import Checkpoint, restore
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
 from inferguard.telemetry import Telemetry
+from inferguard.urls import redact_urls
 
 
 @dataclass
@@ -70,7 +71,10 @@ class Parts:
     api: ApiOptions | None = None  # where and how to serve the HTTP surface; None: not at all
     writer: TimelineWriter | None = None
     probes: list[Probe] = field(default_factory=list)
-    actuators: list[Actuator] = field(default_factory=list)
+    ticking: list[Ticking] = field(default_factory=list)  # outputs whose tick the daemon runs
+    tick_every_s: float = 5.0
+    probe_every_s: float | None = None  # canary probes per target this often; None: never
+    probe_timeout_s: float = 30.0
     proactive_every: int = 0
     startup: dict[str, Any] = field(default_factory=dict)  # the start-up line's fields
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (setting, why) set but without effect
@@ -78,7 +82,24 @@ class Parts:
     scrape_timeout_s: float = 5.0  # a target's own timeout wins; the hard deadline is at most its interval
 
 
+class Ticking(Protocol):
+    """An output with a clock-driven part (the notifier's repeats, re-sends and retries; actuation's
+    verifications): the daemon calls ``tick`` every ``Parts.tick_every_s``."""
+
+    name: str
+
+    async def tick(self) -> None: ...
+
+
 SHUTDOWN_S = 10.0  # the most a shutdown waits on anything after the loop stopped (server, sinks, stores)
+TICK_LIMIT_S = 120.0  # the most one output's tick may take (each delivery has its own, shorter timeout)
+PROBE_CONCURRENCY = 4  # canary probes in flight at once: each one is a real request to an engine
+PROBE_FIELDS = ("ok", "ran", "status", "ttft_s", "tpot_s", "tokens", "error", "where")
+
+
+def _not_run(reason: str) -> dict[str, Any]:
+    return {"ok": False, "ran": False, "status": None, "ttft_s": None, "tpot_s": None, "tokens": 0,
+            "error": reason, "where": "local"}
 
 
 class Daemon:
@@ -124,11 +145,14 @@ class Daemon:
                     tg.start_soon(self._watch_signals, signals)
                     tg.start_soon(self._lag_monitor)
                     self.parts.fanout.start(tg)
+                    outputs = anyio.CancelScope()  # ended before the sinks close, so no tick meets a closed one
+                    tg.start_soon(self._outputs, outputs)
                     if self.parts.api is not None and self.parts.read_model is not None:
                         self._server = ApiServer(self.parts.api, self.telemetry, self.health, self.parts.read_model,
                                                  self.log, self.clock)
                         tg.start_soon(self._server.serve)
                     await self._loop()
+                    outputs.cancel()
                     with anyio.move_on_after(SHUTDOWN_S):
                         if self._server is not None:
                             self._server.close()  # end live streams, let uvicorn close its sockets, briefly
@@ -167,8 +191,7 @@ class Daemon:
             ("state", self._save_state),  # open incidents and learned state, before the store closes
             ("sinks", lambda: self.parts.fanout.aclose(timeout_s=0)), ("source", self.parts.source.aclose),
             ("brain", self.parts.stage.aclose), ("store", self.flow.store.aclose),
-            *((f"probe:{i}", p.aclose) for i, p in enumerate(self.parts.probes)),
-            *((f"actuator:{i}", a.aclose) for i, a in enumerate(self.parts.actuators))]
+            *((f"probe:{i}", p.aclose) for i, p in enumerate(self.parts.probes))]
         for name, close in steps:
             try:
                 with anyio.move_on_after(3):
@@ -222,6 +245,62 @@ class Daemon:
             before = time.monotonic()
             await anyio.sleep(period)
             self.telemetry.loop_lag.observe(max(0.0, time.monotonic() - before - period))
+
+    # -- outputs with a schedule of their own (docs/alerting.md, docs/probes.md) -------------------
+    async def _outputs(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            async with anyio.create_task_group() as tg:
+                for part in self.parts.ticking:
+                    tg.start_soon(self._tick_part, part, name=f"tick:{part.name}")
+                if self.parts.probes and self.parts.probe_every_s:
+                    tg.start_soon(self._probe_rounds, self.parts.probe_every_s)
+
+    async def _tick_part(self, part: Ticking) -> None:
+        """Each part on its own schedule: a notifier waiting on a dead receiver never holds up a verification."""
+        while True:
+            await anyio.sleep(self.parts.tick_every_s)
+            try:
+                with anyio.fail_after(TICK_LIMIT_S):
+                    await part.tick()
+            except Exception as exc:  # an output's trouble is logged, never fatal
+                error = redact_urls(f"{type(exc).__name__}: {exc}")[:300]
+                self.log.error("output.tick_failed", part=part.name, error=error)
+
+    async def _probe_rounds(self, every: float) -> None:
+        """One canary probe per target at start and then every ``every`` seconds (a round that runs long
+        delays the next, never overlaps it); at most PROBE_CONCURRENCY at once."""
+        limit = anyio.CapacityLimiter(PROBE_CONCURRENCY)
+        while True:
+            started = time.monotonic()
+            async with anyio.create_task_group() as tg:
+                for probe in self.parts.probes:
+                    for t in self.targets:
+                        tg.start_soon(self._probe, probe, t, limit)
+            await anyio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+    async def _probe(self, probe: Probe, t: Target, limit: anyio.CapacityLimiter) -> None:
+        async with limit:
+            ts = self.clock()
+            bound = self.parts.probe_timeout_s + 15  # the probe's own timeout plus its process's start-up
+            result: dict[str, Any] | None = None
+            try:
+                with anyio.move_on_after(bound):
+                    result = dict(await probe.probe(t))
+            except Exception as exc:  # a probe's defect must not stop the daemon
+                result = _not_run(f"the probe failed: {type(exc).__name__}: {exc}")
+            if result is None:
+                result = _not_run(f"the probe did not finish within {bound:.0f}s")
+        if result.get("error"):
+            result["error"] = redact_urls(str(result["error"]))[:300]
+        doc = {"ts": ts, **{k: result.get(k) for k in PROBE_FIELDS}}
+        outcome = "ok" if doc["ok"] and doc["ran"] else ("failed" if doc["ran"] else "not_run")
+        self.telemetry.probes.labels(t.url, outcome).inc()
+        if outcome == "ok" and isinstance(doc["ttft_s"], int | float):
+            self.telemetry.probe_ttft.labels(t.url).set(float(doc["ttft_s"]))
+        if self.parts.read_model is not None:
+            self.parts.read_model.probed(t.url, doc)
+        say = self.log.info if outcome == "ok" else self.log.warning
+        say("probe" if outcome == "ok" else f"probe.{outcome}", target=t.display, **doc)
 
     # -- the loop ------------------------------------------------------------------------------
     async def _loop(self) -> None:

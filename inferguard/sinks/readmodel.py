@@ -42,6 +42,7 @@ class _TargetView:
     last_scrape: float | None = None
     last_ok: float | None = None
     last_error: str | None = None
+    probe: dict[str, Any] | None = None  # the last canary probe's result, when the daemon runs probes
     series: dict[str, deque[tuple[float, float | None]]] = field(default_factory=dict)
 
 
@@ -91,6 +92,11 @@ class ReadModel:
             series.append((ts, _num(value)))
         self._rev += 1
 
+    def probed(self, target: str, result: Mapping[str, Any]) -> None:
+        """The last canary probe of ``target`` (ok, ran, status, ttft_s, tpot_s, tokens, error, ts)."""
+        self._target(target).probe = finite(dict(result))
+        self._rev += 1
+
     def event(self, doc: Mapping[str, Any]) -> None:
         """An EventDoc (``IncidentEvent.to_dict()``) or any mapping with an ``incident``."""
         inc = finite(dict(doc["incident"]))
@@ -138,7 +144,7 @@ class ReadModel:
                 "last_scrape": v.last_scrape, "last_ok": v.last_ok, "last_error": v.last_error,
                 "open_incidents": [{"id": i["id"], "severity": i.get("severity"), "codes": i.get("codes", []),
                                     "root_cause": (i.get("diagnosis") or {}).get("root_cause")} for i in open_],
-                "series": {k: [x for _, x in s] for k, s in v.series.items()},
+                "series": {k: [x for _, x in s] for k, s in v.series.items()}, "probe": v.probe,
             })
         return out
 

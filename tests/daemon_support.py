@@ -1,0 +1,127 @@
+"""`inferguard watch` (and the simulator) as subprocesses for the tests of what the daemon sends out: a
+process whose JSON log lines are collected, the simulator on a free loopback port, and a loopback engine
+that plays back the pages of a recorded real-vLLM timeline, one per scrape."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from inferguard.sources.timeline import read_timeline
+from tests.support import free_port, serve, started
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment (no InferGuard, LLM or Upstash setting of the developer's) with its own state."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "UPSTASH_", "GMI_", "DAYTONA_"))}
+    env |= {"INFERGUARD_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
+            "INFERGUARD_LOG_FORMAT": "json", **extra}
+    return env
+
+
+class Watch:
+    """``inferguard watch ARGS`` whose JSON log lines a thread collects; stop() ends it with SIGTERM."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.err = (cwd / f"stderr-{time.monotonic_ns()}.txt").open("w+")
+        self.p = subprocess.Popen([sys.executable, "-m", "inferguard", "watch", *args], stdout=subprocess.PIPE,
+                                  stderr=self.err, text=True, env=env, cwd=cwd)
+        self._stderr = ""
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._t = threading.Thread(target=self._pump, daemon=True)
+        self._t.start()
+
+    def _pump(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.raw.append(line)
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(line))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [x for x in list(self.lines) if x.get("event") == name]
+
+    def wait_for(self, pred: Callable[[], Any], timeout: float, what: str = "") -> Any:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = pred()
+            if got:
+                return got
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{what or 'condition'} not met within {timeout}s; log tail: {''.join(self.raw[-15:])}"
+                             f"\nstderr: {self.stderr()[-1500:]}")
+
+    def stderr(self) -> str:
+        if self.err.closed:
+            return self._stderr
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()
+
+    def stop(self) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        try:
+            code = self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            code = self.p.wait(timeout=10)
+        self._t.join(timeout=10)
+        assert self.p.stdout is not None
+        self.p.stdout.close()
+        self._stderr = self.stderr()
+        self.err.close()
+        return code
+
+
+@contextlib.contextmanager
+def simulator(tmp_path: Path, scenario: str = "healthy") -> Iterator[str]:
+    """``inferguard simulate`` on a free port; yields its base URL (/metrics, /v1, /admin/scenario)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with started([sys.executable, "-m", "inferguard", "simulate", "--scenario", scenario, "--port", str(port),
+                  "--speed", "4", "--seed", "3"], f"{base}/health", what="simulator", env=env_for(tmp_path),
+                 cwd=tmp_path):
+        yield base
+
+
+def set_scenario(base: str, scenario: str) -> None:
+    r = httpx.post(f"{base}/admin/scenario", json={"scenario": scenario}, timeout=10, trust_env=False)
+    r.raise_for_status()
+
+
+@contextlib.contextmanager
+def playback(timeline: Path, start: int = 0) -> Iterator[str]:
+    """A loopback engine serving the recorded pages of ``timeline`` from index ``start``, the next one per
+    GET of /metrics, then the last one for ever; yields its /metrics URL."""
+    pages = [s.body or "" for s in read_timeline(timeline)][start:]
+    at = [0]
+    lock = threading.Lock()
+    plain = {"Content-Type": "text/plain; version=0.0.4"}
+
+    def route(path: str) -> tuple[int, bytes, dict[str, str]]:
+        if not path.startswith("/metrics"):
+            return 404, b"not found", {}
+        with lock:
+            page = pages[min(at[0], len(pages) - 1)]
+            at[0] += 1
+        return 200, page.encode(), plain
+
+    with serve(route) as base:
+        yield f"{base}/metrics"

@@ -1,0 +1,148 @@
+"""What `inferguard watch` sends out, as an operator runs it: a subprocess against the simulator or a
+played-back real-vLLM timeline, over real loopback HTTP.
+
+The receiver (tests/alerting_support.py) stands in for Alertmanager webhook receivers and the actuation
+endpoint: it speaks their HTTP protocol and records what it gets.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.alerting_support import Request, receiver
+from tests.daemon_support import Watch, env_for, playback, set_scenario, simulator
+from tests.support import free_port
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+TOKEN = "hook-bearer-s3cret"
+
+
+def test_watch_pages_once_when_an_incident_opens_and_once_when_it_resolves(tmp_path: Path) -> None:
+    with simulator(tmp_path) as sim, receiver() as rec:
+        # The receiver refuses the first resolved notification: no event follows a resolve, so it then
+        # arrives only through the retry that the daemon's periodic tick of the notifier makes.
+        refused: list[str] = []
+
+        def reply(req: Request) -> tuple[int, dict[str, bool]]:
+            if req.json()["status"] == "resolved" and not refused:
+                refused.append(req.path)
+                return 500, {"ok": False}
+            return 200, {"ok": True}
+
+        rec.reply = reply
+        env = env_for(tmp_path, INFERGUARD_WEBHOOK_URL=f"{rec.url}/hook;bearer={TOKEN}")
+        watch = Watch([f"{sim}/metrics", "--interval", "0.3", "--no-listen"], env, tmp_path)
+        try:
+            (started,) = watch.wait_for(lambda: watch.events("watch.started"), 20, "watch.started")
+            watch.wait_for(lambda: len(watch.events("cycle")) >= 3, 20, "healthy cycles")
+            set_scenario(sim, "engine_crash")
+            opened = watch.wait_for(lambda: watch.events("incident.opened"), 20, "incident.opened")[0]["incident"]
+            watch.wait_for(lambda: rec.on("/hook"), 15, "the firing notification")
+            n = len(watch.events("cycle"))
+            watch.wait_for(lambda: len(watch.events("cycle")) >= n + 6, 20, "cycles while it stays open")
+            set_scenario(sim, "healthy")
+            watch.wait_for(lambda: [e for e in watch.events("incident.resolved")
+                                    if e["incident"]["id"] == opened["id"]], 30, "incident.resolved")
+            watch.wait_for(lambda: len(rec.on("/hook")) >= 2, 15, "the resolved notification")
+            n = len(watch.events("cycle"))
+            watch.wait_for(lambda: len(watch.events("cycle")) >= n + 6, 20, "cycles after the resolve")
+        finally:
+            assert watch.stop() == 0, watch.stderr()
+    assert started["notify"] == ["webhook-0"]  # names only: the URL carries a token
+    assert started["actuation"] == "off" and started["probes"] == "off"
+    log = "".join(watch.raw) + watch.stderr()
+    assert TOKEN not in log, log
+    assert refused and rec.attempts == len(rec.on("/hook")) + 1  # the refused one, retried
+    heard: Counter[tuple[str, str]] = Counter()
+    for r in rec.on("/hook"):
+        body = r.json()
+        assert r.headers["Authorization"] == f"Bearer {TOKEN}"
+        heard[(body["groupLabels"]["incident_id"], body["alerts"][0]["annotations"]["notification"])] += 1
+    # Exactly one firing and one resolved for the incident, whatever number of cycles it stayed open; and
+    # nothing for any other incident than those the daemon opened.
+    assert heard[(opened["id"], "firing")] == 1 and heard[(opened["id"], "resolved")] == 1
+    ids = {e["incident"]["id"] for e in watch.events("incident.opened")}
+    assert {i for i, _ in heard} <= ids
+    assert all(k in ("firing", "resolved") for _, k in heard)
+
+
+def state_doc(tmp_path: Path, key: str) -> dict[str, Any]:
+    """A document of the daemon's incident memory (the embedded SQLite store in its state directory)."""
+    db = tmp_path / "state" / "inferguard.db"
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as c:
+        row = c.execute("SELECT doc FROM state WHERE key = ?", (key,)).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+@pytest.mark.parametrize("mode", ["dry_run", "off"])
+def test_watch_actuation_dry_run_records_its_decisions_and_off_does_nothing(tmp_path: Path, mode: str) -> None:
+    # A real vLLM's pages (KV overload, then recovery), one per scrape; not simulator data, which the gate
+    # refuses to act on.
+    with playback(DATA / "vllm_kv_overload.jsonl.gz", start=12) as engine, receiver() as rec:
+        env = env_for(tmp_path, INFERGUARD_ACTUATION_MODE=mode, INFERGUARD_ACTUATION_ENDPOINT=f"{rec.url}/act",
+                      INFERGUARD_ACTUATION_ALLOWLIST="throttle_concurrency",
+                      INFERGUARD_ACTUATION_SECRET="a-long-enough-test-secret")
+        watch = Watch([engine, "--interval", "0.3", "--no-listen"], env, tmp_path)
+        try:
+            (started,) = watch.wait_for(lambda: watch.events("watch.started"), 20, "watch.started")
+            opened = watch.wait_for(lambda: [e for e in watch.events("incident.opened")
+                                             if "kv_pressure" in e["incident"]["codes"]], 40, "kv_pressure")
+            assert any(a["action"] == "throttle_concurrency" for a in opened[0]["incident"]["advisories"])
+            if mode == "dry_run":
+                watch.wait_for(lambda: state_doc(tmp_path, "actuation.audit"), 15, "an audit entry")
+            else:
+                n = len(watch.events("cycle"))
+                watch.wait_for(lambda: len(watch.events("cycle")) >= n + 6, 20, "cycles after the opening")
+        finally:
+            assert watch.stop() == 0, watch.stderr()
+    assert rec.attempts == 0  # neither dry_run nor off sends anything
+    audit = state_doc(tmp_path, "actuation.audit").get("entries", [])
+    if mode == "off":
+        assert started["actuation"] == "off" and audit == []
+        return
+    assert started["actuation"] == "dry_run (throttle_concurrency)"
+    inc = opened[0]["incident"]["id"]
+    dry = [e for e in audit if e["outcome"] == "dry_run"]
+    assert [(e["action"], e["incident"]) for e in dry] == [("throttle_concurrency", inc)]  # offered once
+    assert dry[0]["would_send"]["action"] == "throttle_concurrency" and dry[0]["mode"] == "dry_run"
+    # Every other advisory was refused, and says why (not allowlisted).
+    assert all(e["outcome"] == "denied" and "ALLOWLIST" in e["reason"] for e in audit if e not in dry)
+
+
+def test_watch_probes_each_target_on_its_schedule(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/metrics"
+    port = free_port()
+    with simulator(tmp_path) as sim:
+        env = env_for(tmp_path, INFERGUARD_PROBE_EVERY="1", INFERGUARD_PROBE_TIMEOUT_SECONDS="5",
+                      INFERGUARD_PROBE_MAX_TOKENS="4")
+        watch = Watch([f"{sim}/metrics", dead, "--interval", "0.5", "--listen", f"127.0.0.1:{port}"], env, tmp_path)
+        try:
+            (started,) = watch.wait_for(lambda: watch.events("watch.started"), 20, "watch.started")
+            # Two rounds of probes: the schedule repeats.
+            watch.wait_for(lambda: len(watch.events("probe")) >= 2, 30, "two successful probes of the simulator")
+            watch.wait_for(lambda: watch.events("probe.failed"), 20, "a failed probe of the dead target")
+            status = httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()
+            own = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        finally:
+            assert watch.stop() == 0, watch.stderr()
+    assert started["probes"] == "every 1s"
+    ok = watch.events("probe")
+    assert all(e["ok"] and e["ran"] and e["ttft_s"] > 0 and e["tokens"] >= 1 for e in ok)
+    assert ok[1]["ts"] - ok[0]["ts"] >= 0.9  # a schedule, not a burst
+    failed = watch.events("probe.failed")[0]
+    assert failed["target"] == dead and failed["ran"] and not failed["ok"] and failed["error"]
+    assert failed["level"] == "warning"  # a failing probe is what an operator must see
+    by_target = {t["target"]: t["probe"] for t in status["targets"]}
+    assert by_target[f"{sim}/metrics"]["ok"] is True and by_target[dead]["ok"] is False
+    assert f'inferguard_probes_total{{outcome="ok",target="{sim}/metrics"}}' in own
+    assert f'inferguard_probe_ttft_seconds{{target="{sim}/metrics"}}' in own
