@@ -18,7 +18,7 @@ import anyio
 
 from inferguard.actuation import WebhookActuator
 from inferguard.config import Settings
-from inferguard.errors import ConfigError
+from inferguard.errors import OutputError
 from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc
@@ -163,7 +163,7 @@ def write_payloads(payloads: list[dict[str, Any]], out: Path) -> list[Path]:
             path.write_text(json.dumps(p, indent=1, allow_nan=False), encoding="utf-8")
             written.append(path)
     except OSError as exc:
-        raise ConfigError("--payloads", f"cannot write to {out}: {exc.strerror or exc}") from None
+        raise OutputError(f"--payloads: cannot write to {out}: {exc.strerror or exc}") from None
     return written
 
 

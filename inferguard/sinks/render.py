@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "no end time"
 
@@ -21,9 +22,11 @@ def target_name(inc: Mapping[str, Any]) -> str:
 
 
 def incident_url(inc: Mapping[str, Any], public_url: str | None) -> str:
+    """The dashboard page opened on the incident. Not the JSON API: with a token set it wants a bearer
+    header, which a link clicked in Slack never carries (the page asks for the token instead)."""
     if not public_url:
         return ""
-    return f"{public_url.rstrip('/')}/api/incidents/{inc.get('id', '')}"
+    return f"{public_url.rstrip('/')}/#incident={quote(str(inc.get('id', '')), safe='')}"
 
 
 def headline(notice_kind: str, inc: Mapping[str, Any], extra: str = "") -> str:

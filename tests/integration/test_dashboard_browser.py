@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from inferguard.sinks import render
 from tests.integration.api_support import wait_listening
 from tests.support import clean_env, free_port
 
@@ -120,6 +121,15 @@ def test_dashboard_shows_an_incident_open_and_resolve(tmp_path: Path, browser: A
         assert "Diagnosis history" in detail and "ADVISORY" in detail and "[object" not in detail
         shot(page, "dashboard-incident-detail.png")
         page.click("#detail button")
+        # A notification's link (render.incident_url) opens the page on that incident.
+        inc_id = page.get_attribute("#log tr[data-status='open']", "data-incident")
+        linked = browser.new_page(viewport={"width": 1440, "height": 900})
+        link_errors = watch_console(linked)
+        linked.goto(render.incident_url({"id": inc_id}, base))
+        linked.wait_for_selector("#detail[open] .diag", timeout=30_000)
+        assert "Diagnosis history" in linked.inner_text("#detail") and "#" not in linked.url[len(base):]
+        assert link_errors == []
+        linked.close()
         # Relief: the incident resolves, live, without a reload.
         httpx.post(f"{sim}/admin/scenario", json={"scenario": "healthy", "target": 0}, timeout=10)
         page.wait_for_selector("#log tr[data-status='resolved']", timeout=180_000)

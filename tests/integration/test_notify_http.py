@@ -107,7 +107,7 @@ async def test_each_incident_is_heard_once_when_it_opens_and_once_when_it_resolv
         assert "FIRING" in slack[0].json()["text"] and "*Anomalies*" in text and "root cause" in text
         advised = bool(hooks[0].json()["alerts"][0]["annotations"]["description"].count("ADVISORY"))
         assert ("ADVISORY" in text) == advised
-        assert "http://ig.example/api/incidents/" in text
+        assert "http://ig.example/#incident=" in text  # the page, not the bearer-only API
         assert ("RESOLVED" in slack[-1].json()["text"]) == ended
         # Slack Web API through slack_sdk: one parent, the resolution in its thread, the parent edited.
         posts, updates = rec.on("/api/chat.postMessage"), rec.on("/api/chat.update")

@@ -58,5 +58,5 @@ def test_an_unwritable_payload_folder_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     p = run(["inferguard", "replay", str(TIMELINE), "--payloads", str(blocker / "sub")], tmp_path)
-    assert p.returncode == 64
+    assert p.returncode == 73  # EX_CANTCREAT, like every output that cannot be written
     assert "--payloads" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

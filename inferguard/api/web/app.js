@@ -392,6 +392,12 @@
     streamRun += 1;
     stream(streamRun);
     refreshSide(true);
+    // A notification links here as #incident=<id> (a fragment: the page, not the bearer-only API).
+    if (location.hash.startsWith("#incident=")) {
+      const id = decodeURIComponent(location.hash.slice(10));
+      history.replaceState(null, "", location.pathname + location.search);
+      openDetail(id);
+    }
   }
 
   start();
