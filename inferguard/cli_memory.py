@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import typer
 
+from inferguard import durations
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
@@ -21,16 +21,14 @@ from inferguard.memory.store import Memory
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents remembered in incident memory.")
 T = TypeVar("T")
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_since(text: str) -> float:
-    """``90s``, ``15m``, ``2h``, ``7d``, ``1w`` (a bare number is seconds) → seconds."""
-    m = _SINCE.match(text)
-    if m is None:
-        raise typer.BadParameter(f"{text!r}: expected a duration like 90s, 15m, 2h, 7d")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+    """``--since``: how far back, read like every duration (:func:`inferguard.durations.parse_duration`)."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _with_store(fn: Callable[[SqliteStore], Awaitable[T]]) -> T:

@@ -8,28 +8,25 @@ its target: a new kind of trouble on a silenced target still pages.
 from __future__ import annotations
 
 import fnmatch
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inferguard import durations
 from inferguard.errors import SilenceError
 from inferguard.protocols import StateStore
 
 KEY = "notify.silences"
 KEEP_EXPIRED_S = 7 * 86400.0  # expired silences stay listed a week, then go
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> float:
-    """``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` or plain seconds; SilenceError when not one of those."""
-    t = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", t):
-        seconds = float(t)
-    elif re.fullmatch(r"(\d+[smhdw])+", t):
-        seconds = float(sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", t)))
-    else:
-        raise SilenceError("for", f"{text!r} is not a duration like 90s, 30m, 2h or 1d")
+    """A silence's length (see :func:`inferguard.durations.parse_duration`); SilenceError when it is not
+    a duration or not longer than zero."""
+    try:
+        seconds = durations.parse_duration(text)
+    except ValueError as exc:
+        raise SilenceError("for", str(exc)) from None
     if seconds <= 0:
         raise SilenceError("for", "must be longer than zero")
     return seconds
