@@ -78,10 +78,10 @@ def build_server(daemon: Any, scanner: Scanner) -> MCPServer:
         return {"total": len(items), "incidents": [_brief(i) for i in items[:limit]]}
 
     @server.tool(annotations=READ_ONLY)
-    def show_incident(incident_id: str) -> dict[str, Any]:
+    async def show_incident(incident_id: str) -> dict[str, Any]:
         """One incident in full: anomalies with evidence, diagnosis and its history, advisories, events,
         actions and a window of signals."""
-        inc = model.incident(incident_id)
+        inc = await model.incident(incident_id)
         if inc is None:
             raise ToolError(f"no incident {incident_id!r}")
         return dict(inc)

@@ -1,5 +1,8 @@
 """One ASGI layer in front of every route: Host check, methods, request size, rate limit, bearer token,
-security headers. CORS is off: no Access-Control-* header is ever sent and OPTIONS is refused."""
+security headers. CORS is off: no Access-Control-* header is ever sent and OPTIONS is refused.
+
+GET and HEAD everywhere; the only writes are the silences' (POST /api/silences, DELETE
+/api/silences/{id}), and they need the bearer token like every API read when one is set."""
 
 from __future__ import annotations
 
@@ -92,8 +95,8 @@ class Guard:
             host = host_name(headers.get(b"host", b"").decode("latin-1"))
             if host not in self.cfg.hosts:
                 return 421, "unknown Host header; this server answers only the names it listens on", ()
-        if scope["method"] not in ("GET", "HEAD"):
-            return 405, f"method {scope['method']} not allowed; this API is read-only", [(b"allow", b"GET, HEAD")]
+        if scope["method"] not in ("GET", "HEAD") and not _writable(scope["method"], path):
+            return 405, f"method {scope['method']} not allowed here", [(b"allow", b"GET, HEAD")]
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self.cfg.max_request_bytes or b"transfer-encoding" in headers:
             return 413, f"request body too large (limit {self.cfg.max_request_bytes} bytes)", ()
@@ -113,6 +116,12 @@ class Guard:
             if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
                 return 401, "missing or wrong bearer token", [(b"www-authenticate", b'Bearer realm="inferguard"')]
         return None
+
+
+def _writable(method: str, path: str) -> bool:
+    """The API's only writes: add a silence, expire one."""
+    return (method == "POST" and path == "/api/silences") or (
+        method == "DELETE" and path.startswith("/api/silences/") and "/" not in path.removeprefix("/api/silences/"))
 
 
 async def _json(send: Callable[[Message], Any], status: int, body: dict[str, Any],

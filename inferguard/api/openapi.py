@@ -25,7 +25,8 @@ _BAD = {"400": "a bad parameter; the body names it", "401": "missing or wrong be
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "InferGuard API", "version": "1",
-             "description": "Read-only. No request triggers an LLM call or an action. With INFERGUARD_API_TOKEN "
+             "description": "Read-only but for silences (POST /api/silences, DELETE /api/silences/{id}). No "
+                            "request triggers an LLM call or an action. With INFERGUARD_API_TOKEN "
                             "set, every path but /healthz, /readyz and the page shell needs "
                             "'Authorization: Bearer <token>'."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -53,7 +54,35 @@ OPENAPI: dict[str, Any] = {
         ], responses=_BAD),
         "/api/advisories": _get("Advisories of open incidents (reactive) and of proactive investigations",
                                 responses=_BAD),
-        "/api/silences": _get("Active notification silences (source 'none' when alerting is not configured)"),
+        "/api/silences": {
+            **_get("Active notification silences (source 'none' when no notification channel is configured)",
+                   [_q("all", "include silences that ended within the last week", {"enum": ["true", "false"]})],
+                   responses=_BAD),
+            "post": {"summary": "Add a silence: no notification about CODE on TARGET (names or globs) for a while; "
+                                "the resolve of an announced incident still goes out",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["target", "code", "for", "comment"],
+                         "additionalProperties": False,
+                         "properties": {"target": {"type": "string"}, "code": {"type": "string"},
+                                        "for": {"type": "string", "description": "90s, 30m, 2h, 1d"},
+                                        "comment": {"type": "string"}}}}}},
+                     "responses": {"201": {"description": "the silence"},
+                                   "400": {"description": "a bad field; the body names it"},
+                                   "401": {"description": "missing or wrong bearer token (when a token is set)"},
+                                   "409": {"description": "no notification channel is configured"},
+                                   "415": {"description": "not a JSON body"}}}},
+        "/api/silences/{silence_id}": {"delete": {
+            "summary": "Expire a silence now",
+            "parameters": [{"name": "silence_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the expired silence"},
+                          "401": {"description": "missing or wrong bearer token (when a token is set)"},
+                          "404": {"description": "no active silence with that id"},
+                          "409": {"description": "no notification channel is configured"}}}},
+        "/api/actions": _get("The actuation audit, oldest first: every decision (denied and why, dry_run, sent, "
+                             "failed, verified); source 'none' when actuation is off", [
+            _q("incident", "one incident's entries", {"type": "string"}),
+            _q("limit", "newest entries", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+        ], responses=_BAD),
         "/api/events": _get("Server-sent events: a 'status' event (the /api/status document) on every change",
                             responses={"503": "too many live streams"}),
         "/openapi.json": _get("This description"),

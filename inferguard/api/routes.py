@@ -1,4 +1,6 @@
-"""The JSON API and the page: every route is a GET that reads the read model; none calls the LLM or acts."""
+"""The JSON API and the page. Every GET reads the read model; none calls the LLM or acts. The only writes
+are silences (POST /api/silences, DELETE /api/silences/{id}): JSON bodies only, behind the token when one
+is set (api/guard.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from inferguard.api.guard import Guard, GuardConfig
 from inferguard.api.health import Health
 from inferguard.api.openapi import OPENAPI
 from inferguard.api.readmodel import ApiReadModel
+from inferguard.errors import SilenceError
 from inferguard.telemetry import Telemetry
 
 # The dashboard: static files shipped inside the package (no build step).
@@ -59,6 +62,12 @@ def _int(params: dict[str, str], name: str, default: int, lo: int, hi: int) -> i
 
 def _bad(exc: BadParam) -> JSONResponse:
     return JSONResponse({"error": str(exc), "parameter": exc.name}, status_code=400)
+
+
+def _refused(exc: SilenceError, missing: int = 400) -> JSONResponse:
+    # "silences": no notification channel runs (409); "id": no such active silence; else the bad field.
+    status = 409 if exc.field == "silences" else missing if exc.field == "id" else 400
+    return JSONResponse({"error": str(exc), "parameter": exc.field}, status_code=status)
 
 
 def filter_incidents(items: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
@@ -128,7 +137,7 @@ def build_app(telemetry: Telemetry, health: Health, model: ApiReadModel, guard: 
                              "limit": limit, "offset": offset})
 
     async def api_incident(request: Request) -> Response:
-        inc = model.incident(request.path_params["incident_id"])
+        inc = await model.incident(request.path_params["incident_id"])
         if inc is None:
             return JSONResponse({"error": "no such incident"}, status_code=404)
         return JSONResponse(inc)
@@ -151,8 +160,55 @@ def build_app(telemetry: Telemetry, health: Health, model: ApiReadModel, guard: 
             return _bad(exc)
         return JSONResponse({**model.advisories(), "advisory_only": True})
 
-    async def api_silences(_: Request) -> Response:
-        return JSONResponse(model.silences())
+    async def api_silences(request: Request) -> Response:
+        if request.method == "POST":
+            return await add_silence(request)
+        try:
+            params = _params(request, ("all",))
+            if params.get("all", "false") not in ("true", "false"):
+                raise BadParam("all", "must be true or false")
+        except BadParam as exc:
+            return _bad(exc)
+        return JSONResponse(await model.silences(include_expired=params.get("all") == "true"))
+
+    async def add_silence(request: Request) -> Response:
+        # JSON only: a browser cannot send it cross-site without a preflight, which this API refuses.
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return JSONResponse({"error": "send the silence as JSON (Content-Type: application/json)"},
+                                status_code=415)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": 'expected {"target", "code", "for", "comment"}'}, status_code=400)
+        fields = {"target": "target", "code": "code", "for": "duration", "comment": "comment"}
+        unknown = sorted(set(body) - set(fields))
+        if unknown:
+            return JSONResponse({"error": f"unknown field(s): {', '.join(unknown)}", "parameter": unknown[0]},
+                                status_code=400)
+        bad = next((k for k in fields if not isinstance(body.get(k), str)), None)
+        if bad is not None:
+            return JSONResponse({"error": f"{bad}: required, a string", "parameter": bad}, status_code=400)
+        try:
+            sil = await model.add_silence(**{fields[k]: body[k] for k in fields})
+        except SilenceError as exc:
+            return _refused(exc)
+        return JSONResponse(sil, status_code=201)
+
+    async def api_silence(request: Request) -> Response:  # DELETE only (the route says so)
+        try:
+            return JSONResponse(await model.expire_silence(request.path_params["silence_id"]))
+        except SilenceError as exc:
+            return _refused(exc, missing=404)
+
+    async def api_actions(request: Request) -> Response:
+        try:
+            params = _params(request, ("incident", "limit"))
+            limit = _int(params, "limit", 100, 1, 1000)
+        except BadParam as exc:
+            return _bad(exc)
+        return JSONResponse(await model.actions(params.get("incident"), limit))
 
     async def api_events(request: Request) -> Response:
         if streams.open >= streams.limit:
@@ -193,7 +249,9 @@ def build_app(telemetry: Telemetry, health: Health, model: ApiReadModel, guard: 
         Route("/api/status", api_status), Route("/api/targets", api_status),
         Route("/api/incidents", api_incidents), Route("/api/incidents/{incident_id}", api_incident),
         Route("/api/recall", api_recall), Route("/api/advisories", api_advisories),
-        Route("/api/silences", api_silences), Route("/api/events", api_events),
+        Route("/api/silences", api_silences, methods=["GET", "POST"]),
+        Route("/api/silences/{silence_id}", api_silence, methods=["DELETE"]),
+        Route("/api/actions", api_actions), Route("/api/events", api_events),
         Route("/openapi.json", openapi), Route("/", index),
         Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
     ])

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from inferguard.actuation import GateConfig, WebhookActuator
+from inferguard.actuation import GateConfig, WebhookActuator, audit_log
 from inferguard.api import ApiOptions, Health
 from inferguard.brain import Brain, BrainStage
 from inferguard.brain import build_brain as _client
@@ -283,6 +283,11 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
         read_model.window_reader = lambda url, model: flow.pipeline.window(url, model, n=60)
         read_model.proactive_reader = lambda: flow.proactive
         read_model.recall_reader = lambda query, limit: flow.store.recall(query, limit=limit)
+        read_model.clock = clock
+        if any(isinstance(s, Notifier) for s in sinks):  # silences mean something only while notifying
+            read_model.silence_store = store
+        if any(isinstance(s, ActuationLane) for s in sinks):
+            read_model.action_reader = lambda limit: audit_log(store, limit)
     parts = Parts(source=build_scraper(settings, clock=clock), flow=flow, stage=stage, fanout=fanout,
                   telemetry=telemetry, health=Health(options.interval_s, clock, stall_after_s=options.stall_after_s),
                   log=log, scrape_timeout_s=settings.scrape.timeout_seconds,

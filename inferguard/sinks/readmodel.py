@@ -4,20 +4,24 @@
 A sink: it hears every incident event (the EventDoc the logs carry) through the fan-out, each scrape's
 outcome from the daemon (for the sparklines), and the end of every cycle (open incidents are read fresh
 from it: their evidence moves between events). Memory, alerting and actuation plug their readers in
-(``recall``, ``silences``, ``actions``); until they do those answer empty and say so (``"source": "none"``).
+(``recall``, the silences' state store, the actuation audit); until they do those answer empty and say so
+(``"source": "none"``). The silences and the audit live in async stores: those reads are async.
 Documents are JSON-safe (no NaN).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inferguard.errors import SilenceError
 from inferguard.jsonsafe import finite
-from inferguard.protocols import CycleStatus
+from inferguard.protocols import CycleStatus, StateStore
+from inferguard.sinks.silences import add_silence, expire_silence, list_silences
 
 # The four series the dashboard draws per target (canonical signal names).
 SPARK_SIGNALS = ("kv_usage", "requests_waiting", "ttft_p95_s", "preemptions_per_s")
@@ -27,8 +31,9 @@ MAX_EVENTS = 200  # events kept per incident
 
 
 Recall = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
-Lister = Callable[[], list[dict[str, Any]]]
-ActionLister = Callable[[str | None], list[dict[str, Any]]]
+# The actuation audit, oldest first: the newest ``limit`` entries (actuation.audit_log over the state store).
+ActionLister = Callable[[int], Awaitable[list[dict[str, Any]]]]
+AUDIT_READ = 1000  # entries read to filter one incident's (the audit keeps as many)
 WindowReader = Callable[[str, str], list[dict[str, Any]]]
 ProactiveReader = Callable[[], Mapping[str, Mapping[str, Any]]]
 
@@ -52,8 +57,9 @@ class ReadModel:
     name = "api"
 
     def __init__(self, targets: Iterable[tuple[str, str]] = (), *, window: WindowReader | None = None,
-                 recall: Recall | None = None, silences: Lister | None = None,
-                 actions: ActionLister | None = None, proactive: ProactiveReader | None = None) -> None:
+                 recall: Recall | None = None, silences: StateStore | None = None,
+                 actions: ActionLister | None = None, proactive: ProactiveReader | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._targets: dict[str, _TargetView] = {}
         for url, name in targets:
             self._target(url, name)
@@ -63,8 +69,11 @@ class ReadModel:
         self.window_reader = window
         self.proactive_reader = proactive
         self.recall_reader = recall
-        self.silence_reader = silences
+        # Where silences live (the notifier's state store, re-read on each of its decisions); None
+        # while no notification channel runs, when a silence would have no effect.
+        self.silence_store = silences
         self.action_reader = actions
+        self.clock = clock
 
     def add_targets(self, targets: Iterable[tuple[str, str]]) -> None:
         for url, name in targets:
@@ -159,7 +168,7 @@ class ReadModel:
             return doc
         return {**finite(dict(now)), "events": doc.get("events", [])}
 
-    def incident(self, incident_id: str) -> dict[str, Any] | None:
+    async def incident(self, incident_id: str) -> dict[str, Any] | None:
         inc = self._incidents.get(incident_id)
         if inc is None:
             return None
@@ -168,7 +177,7 @@ class ReadModel:
         window: list[dict[str, Any]] = []
         if self.window_reader is not None:
             window = finite(self.window_reader(inc["target"], inc.get("model", "")))
-        actions = self.actions(incident_id)
+        actions = await self.actions(incident_id)
         return {**inc, "signals": window, "actions": actions["actions"], "actions_source": actions["source"]}
 
     async def recall(self, query: str, limit: int) -> dict[str, Any]:
@@ -203,15 +212,34 @@ class ReadModel:
                 proactive.append({**a, "target": target})
         return {"reactive": reactive, "proactive": proactive}
 
-    def silences(self) -> dict[str, Any]:
-        if self.silence_reader is None:
+    async def silences(self, include_expired: bool = False) -> dict[str, Any]:
+        if self.silence_store is None:
             return {"source": "none", "silences": []}
-        return {"source": "alerting", "silences": finite(self.silence_reader())}
+        found = await list_silences(self.silence_store, self.clock(), include_expired=include_expired)
+        return {"source": "alerting", "silences": finite(found)}
 
-    def actions(self, incident_id: str | None = None) -> dict[str, Any]:
+    async def add_silence(self, *, target: str, code: str, duration: str, comment: str) -> dict[str, Any]:
+        """SilenceError naming the field when the request is invalid or no notification channel runs."""
+        return await add_silence(self._silences(), target=target, code=code, duration=duration, comment=comment,
+                                 now=self.clock(), created_by="api")
+
+    async def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        return await expire_silence(self._silences(), silence_id, self.clock())
+
+    def _silences(self) -> StateStore:
+        if self.silence_store is None:
+            raise SilenceError("silences", "no notification channel is configured, so a silence would have no "
+                                           "effect (docs/alerting.md)")
+        return self.silence_store
+
+    async def actions(self, incident_id: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """The actuation audit, newest last; one incident's entries with ``incident_id``."""
         if self.action_reader is None:
             return {"source": "none", "actions": []}
-        return {"source": "actuation", "actions": finite(self.action_reader(incident_id))}
+        entries = await self.action_reader(AUDIT_READ if incident_id else limit)
+        if incident_id is not None:
+            entries = [e for e in entries if e.get("incident") == incident_id][-limit:]
+        return {"source": "actuation", "actions": finite(entries)}
 
 
 def _num(v: float | None) -> float | None:

@@ -92,7 +92,8 @@ def test_watch_actuation_dry_run_records_its_decisions_and_off_does_nothing(tmp_
         env = env_for(tmp_path, INFERGUARD_ACTUATION_MODE=mode, INFERGUARD_ACTUATION_ENDPOINT=f"{rec.url}/act",
                       INFERGUARD_ACTUATION_ALLOWLIST="throttle_concurrency",
                       INFERGUARD_ACTUATION_SECRET="a-long-enough-test-secret")
-        watch = Watch([engine, "--interval", "0.3", "--no-listen"], env, tmp_path)
+        port = free_port()
+        watch = Watch([engine, "--interval", "0.3", "--listen", f"127.0.0.1:{port}"], env, tmp_path)
         try:
             (started,) = watch.wait_for(lambda: watch.events("watch.started"), 20, "watch.started")
             opened = watch.wait_for(lambda: [e for e in watch.events("incident.opened")
@@ -103,15 +104,24 @@ def test_watch_actuation_dry_run_records_its_decisions_and_off_does_nothing(tmp_
             else:
                 n = len(watch.events("cycle"))
                 watch.wait_for(lambda: len(watch.events("cycle")) >= n + 6, 20, "cycles after the opening")
+            inc = opened[0]["incident"]["id"]
+            api = httpx.get(f"http://127.0.0.1:{port}/api/actions", params={"incident": inc}, timeout=5).json()
+            detail = httpx.get(f"http://127.0.0.1:{port}/api/incidents/{inc}", timeout=5).json()
         finally:
             assert watch.stop() == 0, watch.stderr()
     assert rec.attempts == 0  # neither dry_run nor off sends anything
     audit = state_doc(tmp_path, "actuation.audit").get("entries", [])
     if mode == "off":
         assert started["actuation"] == "off" and audit == []
+        assert api == {"source": "none", "actions": []} and detail["actions_source"] == "none"
         return
     assert started["actuation"] == "dry_run (throttle_concurrency)"
-    inc = opened[0]["incident"]["id"]
+    # The API serves the audit from the daemon's state, the incident's own entries on its detail too.
+    # (Both read while it ran: a prefix of the final audit, which the dry run decision already led.)
+    mine = [e for e in audit if e["incident"] == inc]
+    assert api["source"] == "actuation" and api["actions"] == mine[:len(api["actions"])]
+    assert any(e["outcome"] == "dry_run" for e in api["actions"])
+    assert detail["actions_source"] == "actuation" and detail["actions"] == mine[:len(detail["actions"])]
     dry = [e for e in audit if e["outcome"] == "dry_run"]
     assert [(e["action"], e["incident"]) for e in dry] == [("throttle_concurrency", inc)]  # offered once
     assert dry[0]["would_send"]["action"] == "throttle_concurrency" and dry[0]["mode"] == "dry_run"
