@@ -162,7 +162,13 @@ class Memory:
         # it has, the remotes apply it too, in a task of their own so no write waits for it.
         if self.local.pruned_waiting and not self._closing and (
                 self._forwarding is None or self._forwarding.done()):
-            self._forwarding = asyncio.get_running_loop().create_task(self.forward_prunes())
+            self._forwarding = asyncio.get_running_loop().create_task(self._forward_in_background())
+
+    async def _forward_in_background(self) -> None:
+        try:
+            await self.forward_prunes()
+        except Exception as exc:  # e.g. credentials refused meanwhile: logged, never fatal to the daemon
+            self._log("memory.prune_failed", reason=f"{type(exc).__name__}: {exc}"[:300])
 
     async def forward_prunes(self) -> None:
         """Tell each remote that retention ran: Redis/Upstash Redis apply the same age and count limits

@@ -237,3 +237,36 @@ async def test_retention_reaches_redis_through_the_spool_after_an_outage(
         assert await state.get(old[0]["incident"]["id"]) is None and (await state.count())["incidents"] == 0
     finally:
         await m.aclose()
+
+
+async def test_a_retention_pass_refused_by_redis_is_logged_never_fatal(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    import redis
+
+    logs: list[tuple[str, dict[str, Any]]] = []
+    now = [T0 + 100]
+    m = Memory(SqliteStore(tmp_path / "local.db", retention_days=1, clock=lambda: now[0]),
+               state=RemoteState(RedisCommands(redis_server.url, timeout_s=0.5), retention_days=1),
+               retry_min_s=0.05, retry_max_s=0.2, log=lambda event, **kw: logs.append((event, kw)))
+    try:
+        for d in story("http://old/metrics", T0, KV):
+            await m.record(d)
+        now[0] = T0 + 2 * 86400
+        await m.record(story("http://new/metrics", now[0], QUEUE)[0])  # runs retention; its pass is queued
+        # Before the event loop runs that pass, Redis starts wanting a password (synchronous client:
+        # nothing of ours runs in between).
+        admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
+        admin.config_set("requirepass", "now-a-password")
+        admin.close()
+        # Our pooled connection was authenticated before; a fresh one (as after any reconnect) is not.
+        pool = m.state.commands._client.connection_pool  # type: ignore[union-attr]
+        stale = [*pool._available_connections, *pool._in_use_connections]
+        pool.reset()
+        await m.settle(5)
+        for conn in stale:
+            await conn.disconnect()
+        assert [e for e, _ in logs if e == "memory.prune_failed"] == ["memory.prune_failed"], logs
+        assert "now-a-password" not in str(logs)
+        assert await m.local.get(story("http://old/metrics", T0, KV)[0]["incident"]["id"]) is None
+    finally:
+        await m.aclose()
