@@ -9,7 +9,6 @@ import resource
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -169,19 +168,3 @@ def test_options_from_settings_carry_the_limits(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("INFERGUARD_API_ALLOWED_HOSTS", "inferguard.monitoring.svc")
     assert ApiOptions.from_settings(Settings.load().server, "0.0.0.0:9464").guard().hosts == {
         "inferguard.monitoring.svc"}
-
-
-def test_the_daemon_starts_fast_enough_to_bind(tmp_path: Path) -> None:
-    # Sanity for the tests above: `watch` serves within a bounded time on this machine.
-    port = free_port()
-    with serve(lambda _: b"# no metrics\n") as engine:
-        proc = subprocess.Popen([sys.executable, "-m", "inferguard", "watch", f"{engine}/metrics", "--listen",
-                                 f"127.0.0.1:{port}", "--duration", "30"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=clean_env(), cwd=tmp_path)
-        try:
-            t0 = time.monotonic()
-            wait_listening(port, 30)
-            assert time.monotonic() - t0 < 30
-        finally:
-            proc.terminate()
-            proc.wait(30)
