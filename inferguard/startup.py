@@ -67,6 +67,24 @@ def ineffective_settings(environ: Mapping[str, str] | None = None,
     return out
 
 
+def unused_outputs(settings: Settings) -> list[tuple[str, str]]:
+    """(name, why) for output settings that are set but that the daemon will not act on as given."""
+    out = []
+    a, n = settings.actuation, settings.notify
+    if a.mode == "off":
+        for name, value in (("INFERGUARD_ACTUATION_ENDPOINT", a.endpoint), ("INFERGUARD_ACTUATION_ALLOWLIST",
+                                                                            a.allowlist.strip()),
+                            ("INFERGUARD_ACTUATION_SECRET", a.secret)):
+            if value:
+                out.append((name, "INFERGUARD_ACTUATION_MODE is off (the default): nothing is decided or sent"))
+    elif a.mode == "dry_run" and a.secret is not None:
+        out.append(("INFERGUARD_ACTUATION_SECRET", "dry_run signs nothing: nothing is sent"))
+    if n.slack_channel and n.slack_bot_token is None:
+        out.append(("INFERGUARD_SLACK_CHANNEL", "needs INFERGUARD_SLACK_BOT_TOKEN; the incoming webhook posts to "
+                                                "the channel it was made for"))
+    return out
+
+
 def settings_origin(env_file: str | Path | None = ".env") -> str:
     """Where settings were read from, for the start-up line (a path, never a value)."""
     if env_file is not None and Path(env_file).is_file():

@@ -49,7 +49,7 @@ from inferguard.sinks.log import LogSink
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.http import HttpScraper
 from inferguard.sources.timeline import TimelineWriter
-from inferguard.startup import ineffective_settings, startup_fields
+from inferguard.startup import ineffective_settings, startup_fields, unused_outputs
 from inferguard.telemetry import Telemetry, target_label_names
 from inferguard.testing import MemoryStore
 
@@ -58,6 +58,7 @@ STORE_TIMEOUT_S = 2.0
 # The notifier's and the actuator's clock-driven work (repeats, re-sends, retries, verifications) runs
 # every scrape interval, at least this often: their own timers are seconds to hours.
 TICK_MAX_S = 5.0
+TICK_MIN_S = 0.5  # each tick saves the notifier's state: not more often than this, however fast the scrapes
 
 
 # -- sensing -----------------------------------------------------------------------------------------
@@ -295,11 +296,11 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                   writer=TimelineWriter(options.record) if options.record else None,
                   probes=probes, probe_every_s=settings.probe.every, probe_timeout_s=settings.probe.timeout_seconds,
                   ticking=[s for s in sinks if isinstance(s, Notifier | ActuationLane)],
-                  tick_every_s=min(TICK_MAX_S, options.interval_s),
+                  tick_every_s=max(TICK_MIN_S, min(TICK_MAX_S, options.interval_s)),
                   proactive_every=settings.brain.proactive_cycle_every, view=view,
                   startup={**startup_fields(settings, targets=targets, interval_s=options.interval_s,
                                             listen=options.listen), **outputs_fields(settings, sinks, probes)},
-                  ignored=ineffective_settings())
+                  ignored=ineffective_settings() + unused_outputs(settings))
     return Daemon(parts, targets, options, clock=clock)
 
 

@@ -111,8 +111,13 @@ def test_watch_actuation_dry_run_records_its_decisions_and_off_does_nothing(tmp_
             assert watch.stop() == 0, watch.stderr()
     assert rec.attempts == 0  # neither dry_run nor off sends anything
     audit = state_doc(tmp_path, "actuation.audit").get("entries", [])
+    ignored = {e["setting"]: e["why"] for e in watch.events("settings.ignored")}
+    assert "a-long-enough-test-secret" not in "".join(watch.raw)
     if mode == "off":
         assert started["actuation"] == "off" and audit == []
+        # Set but without effect: said at start, so "off" is never a surprise.
+        assert {k for k, v in ignored.items() if "MODE is off" in v} == {
+            "INFERGUARD_ACTUATION_ENDPOINT", "INFERGUARD_ACTUATION_ALLOWLIST", "INFERGUARD_ACTUATION_SECRET"}
         assert api == {"source": "none", "actions": []} and detail["actions_source"] == "none"
         return
     assert started["actuation"] == "dry_run (throttle_concurrency)"
