@@ -161,3 +161,34 @@ def test_watch_probes_each_target_on_its_schedule(tmp_path: Path) -> None:
     assert by_target[f"{sim}/metrics"]["ok"] is True and by_target[dead]["ok"] is False
     assert f'inferguard_probes_total{{outcome="ok",target="{sim}/metrics"}}' in own
     assert f'inferguard_probe_ttft_seconds{{target="{sim}/metrics"}}' in own
+
+
+def test_a_restart_neither_repeats_nor_loses_a_notification(tmp_path: Path) -> None:
+    # The notifier's state lives in the daemon's incident memory: an incident announced before a restart
+    # is not announced again after it, and its resolution still goes out.
+    with simulator(tmp_path) as sim, receiver() as rec:
+        env = env_for(tmp_path, INFERGUARD_WEBHOOK_URL=f"{rec.url}/hook")
+        args = [f"{sim}/metrics", "--interval", "0.3", "--no-listen"]
+        first = Watch(args, env, tmp_path)
+        try:
+            first.wait_for(lambda: first.events("cycle"), 20, "a cycle")
+            set_scenario(sim, "engine_crash")
+            opened = first.wait_for(lambda: first.events("incident.opened"), 20, "incident.opened")[0]["incident"]
+            first.wait_for(lambda: rec.on("/hook"), 15, "the firing notification")
+        finally:
+            assert first.stop() == 0, first.stderr()
+        second = Watch(args, env, tmp_path)
+        try:
+            second.wait_for(lambda: second.events("memory.restored"), 20, "memory.restored")
+            n = len(second.events("cycle"))
+            second.wait_for(lambda: len(second.events("cycle")) >= n + 6, 20, "cycles after the restart")
+            set_scenario(sim, "healthy")
+            second.wait_for(lambda: second.events("incident.resolved"), 30, "incident.resolved")
+            second.wait_for(lambda: len(rec.on("/hook")) >= 2, 15, "the resolved notification")
+            n = len(second.events("cycle"))
+            second.wait_for(lambda: len(second.events("cycle")) >= n + 4, 20, "cycles after the resolve")
+        finally:
+            assert second.stop() == 0, second.stderr()
+    assert not second.events("incident.opened")  # the same incident, restored
+    kinds = [(r.json()["groupLabels"]["incident_id"], r.json()["status"]) for r in rec.on("/hook")]
+    assert kinds == [(opened["id"], "firing"), (opened["id"], "resolved")]
