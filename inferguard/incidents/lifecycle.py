@@ -20,6 +20,10 @@ from inferguard.models import SEVERITY_RANK, Finding
 EventKind = Literal["opened", "updated", "reopened", "resolved"]
 # Target-level codes: they say the engine cannot be seen, not what is wrong inside it.
 _REACHABILITY = frozenset({"endpoint_unreachable", "engine_unidentified"})
+# An incident's story and its diagnosis history keep their first entry and the newest ones: an incident
+# open for weeks must not grow without bound (a post-mortem has the whole story in incident memory).
+MAX_EVENTS = 500
+MAX_DIAGNOSES = 100
 
 
 @dataclass(slots=True)
@@ -68,6 +72,8 @@ class Incident:
     diagnosed_codes: frozenset[str] = frozenset()
     # Actions taken through the actuation webhook and whether they worked ("did the fix work").
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # Entries of ``events`` and ``diagnoses`` let go past their caps (MAX_EVENTS, MAX_DIAGNOSES).
+    dropped: int = 0
 
     def apply_diagnosis(self, ts: float, diagnosis: dict[str, Any] | None,
                         advisories: list[dict[str, Any]], source: str) -> bool:
@@ -90,11 +96,18 @@ class Incident:
         if last is None or (last["root_cause"], last["confidence"], last["source"], last["adopted"]) != (
                 entry["root_cause"], entry["confidence"], entry["source"], entry["adopted"]):
             self.diagnoses.append(entry)
+            self._cap(self.diagnoses, MAX_DIAGNOSES)
         return changed
+
+    def _cap(self, entries: list[dict[str, Any]], limit: int) -> None:
+        if len(entries) > limit:
+            del entries[1]  # the first (the opening) stays; the oldest after it goes
+            self.dropped += 1
 
     def record(self, ts: float, kind: EventKind, changes: tuple[str, ...]) -> IncidentEvent:
         """Append a lifecycle event to the incident's story and return it for the sinks."""
         self.events.append({"ts": ts, "kind": kind, "severity": self.severity, "changes": list(changes)})
+        self._cap(self.events, MAX_EVENTS)
         return IncidentEvent(kind, self, changes, ts)
 
     def record_action(self, entry: dict[str, Any]) -> None:
@@ -120,7 +133,7 @@ class Incident:
             "flaps": self.flaps, "diagnosis": self.diagnosis, "advisories": list(self.advisories),
             "diagnoses": [dict(d) for d in self.diagnoses],
             "events": [{**e, "changes": list(e["changes"])} for e in self.events],
-            "actions": list(self.actions),
+            "actions": list(self.actions), "dropped": self.dropped,
             # Restart state: what a restored incident needs to judge its next diagnosis and its start-up.
             "diagnosed_codes": sorted(self.diagnosed_codes), "never_reachable": self.never_reachable,
         }
@@ -140,7 +153,7 @@ def incident_from_dict(doc: Mapping[str, Any]) -> Incident:
                    diagnoses=list(doc.get("diagnoses") or []), events=list(doc.get("events") or []),
                    actions=list(doc.get("actions") or []),
                    diagnosed_codes=frozenset(str(c) for c in doc.get("diagnosed_codes") or ()),
-                   never_reachable=bool(doc.get("never_reachable")))
+                   never_reachable=bool(doc.get("never_reachable")), dropped=int(doc.get("dropped") or 0))
     for a in doc.get("anomalies") or []:
         anomaly = Anomaly(str(a["code"]), str(a.get("model") or ""), str(a.get("severity") or "warning"),
                           str(a.get("summary") or ""), float(a.get("since") or inc.opened_at),
@@ -176,8 +189,13 @@ def fingerprint(target: str, model: str, codes: Iterable[str]) -> str:
 class IncidentBook:
     """Every incident, by target. One open incident per target at a time."""
 
-    def __init__(self, *, resolve_after: int = 2, reopen_within_s: float = 180.0) -> None:
+    def __init__(self, *, resolve_after: int = 2, reopen_within_s: float = 180.0,
+                 keep_resolved: int | None = None) -> None:
+        """``keep_resolved``: how many resolved incidents ``history`` keeps (the newest; open ones always
+        stay). None keeps all — ``replay`` and ``demo`` report every incident; the daemon, which runs for
+        months and has incident memory for the rest, keeps a bounded number."""
         self.resolve_after = resolve_after
+        self.keep_resolved = keep_resolved
         self.reopen_within_s = reopen_within_s
         self._open: dict[str, Incident] = {}
         self._last_resolved: dict[str, Incident] = {}
@@ -188,6 +206,14 @@ class IncidentBook:
     def _remember(self, inc: Incident) -> None:
         self.history.append(inc)
         self._by_id.setdefault(inc.id, inc)  # the first of a (same-second) id, as a scan would find
+        keep = self.keep_resolved
+        if keep is not None and len(self.history) > 2 * keep + len(self._open):  # in batches: O(1) amortised
+            resolved = [i for i in self.history if i.resolved_at is not None]
+            gone = {id(i) for i in resolved[:len(resolved) - keep]}
+            self.history = [i for i in self.history if id(i) not in gone]
+            self._by_id = {}
+            for i in self.history:
+                self._by_id.setdefault(i.id, i)
 
     def open_incidents(self) -> list[Incident]:
         return list(self._open.values())

@@ -25,6 +25,7 @@ from inferguard.brain import build_brain as _client
 from inferguard.config import Settings
 from inferguard.detectors import DetectorConfig
 from inferguard.errors import ConfigError
+from inferguard.incidents import IncidentBook
 from inferguard.logs import configure
 from inferguard.memory.store import Memory
 from inferguard.models import Target
@@ -55,6 +56,8 @@ from inferguard.testing import MemoryStore
 
 # How long the scrape loop waits on the incident store per call before it carries on without it.
 STORE_TIMEOUT_S = 2.0
+# Resolved incidents the daemon keeps in the process (its API's list is bounded alike); memory has all.
+KEEP_RESOLVED = 1000
 # The notifier's and the actuator's clock-driven work (repeats, re-sends, retries, verifications) runs
 # every scrape interval, at least this often: their own timers are seconds to hours.
 TICK_MAX_S = 5.0
@@ -87,12 +90,13 @@ def check_thresholds(targets: Sequence[Target], config: DetectorConfig | None = 
 
 
 def build_pipeline(settings: Settings, targets: Sequence[Target] = (), *,
-                   config: DetectorConfig | None = None) -> Pipeline:
+                   config: DetectorConfig | None = None, keep_resolved: int | None = None) -> Pipeline:
+    """``keep_resolved`` bounds the resolved incidents held in the process (the daemon's; replay keeps all)."""
     config = config or detector_config(settings)
     check_thresholds(targets, config)
     s = settings.scrape
     limits = PageLimits(max_series=s.max_series, max_label_length=s.max_label_length, max_models=s.max_models)
-    return Pipeline(list(targets), config=config, limits=limits)
+    return Pipeline(list(targets), config=config, limits=limits, book=IncidentBook(keep_resolved=keep_resolved))
 
 
 # -- the brain ---------------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     log = configure(options.log_format, options.out, options.log_level)
     telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
     store = build_store(settings, clock=clock, log=log)
-    pipeline = build_pipeline(settings, targets)
+    pipeline = build_pipeline(settings, targets, keep_resolved=KEEP_RESOLVED)
     sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view, state=store, clock=clock,
                                               pipeline=pipeline))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)

@@ -130,3 +130,37 @@ def test_event_doc_carries_its_time() -> None:
     assert doc["event"] == "incident.opened" and doc["ts"] == 7.5
     assert doc["incident"]["events"] == [{"ts": 7.5, "kind": "opened", "severity": "warning",
                                           "changes": ["+kv_pressure"]}]
+
+
+def test_a_long_incident_keeps_its_opening_and_its_newest_story() -> None:
+    from inferguard.incidents import incident_from_dict
+    from inferguard.incidents.lifecycle import MAX_DIAGNOSES, MAX_EVENTS
+
+    book = IncidentBook()
+    inc = book.update(T, 0, [f("kv_pressure", 0)], engine="vllm-v1", model="m")[0].incident
+    for i in range(1, MAX_EVENTS + 50):  # a code that comes and goes for weeks: one event each time
+        book.update(T, float(i), [f("kv_pressure", 0)] + ([f("queue_buildup", i)] if i % 2 else []),
+                    engine="vllm-v1", model="m")
+        inc.apply_diagnosis(float(i), {"root_cause": "kv_cache_exhaustion", "confidence": 0.5 + (i % 2) / 10},
+                            [], "rules")
+    d = inc.to_dict()
+    assert len(d["events"]) == MAX_EVENTS and len(d["diagnoses"]) == MAX_DIAGNOSES
+    assert d["events"][0]["kind"] == "opened" and d["events"][-1]["ts"] == MAX_EVENTS + 49
+    assert d["dropped"] == (MAX_EVENTS + 49 - MAX_EVENTS + 1) + (MAX_EVENTS + 49 - MAX_DIAGNOSES)
+    assert incident_from_dict(d).dropped == d["dropped"]  # a restart keeps the count
+
+
+def test_the_daemons_book_keeps_a_bounded_history_and_every_open_incident() -> None:
+    book = IncidentBook(resolve_after=1, keep_resolved=10)
+    targets = [f"http://10.0.0.{i}:8000/metrics" for i in range(3)]
+    open_one = book.update(targets[2], 0, [f("kv_pressure", 0)], engine="vllm-v1", model="m")[0].incident
+    ids = []
+    for i in range(200):
+        t = targets[i % 2]
+        ts = 1000.0 * i  # far enough apart to be new incidents, not flaps of one
+        ids.append(book.update(t, ts, [f("kv_pressure", ts)], engine="vllm-v1", model="m")[0].incident.id)
+        book.update(t, ts + 5, [], engine="vllm-v1", model="m")  # resolved
+    resolved = [i for i in book.history if i.resolved_at is not None]
+    assert 10 <= len(resolved) <= 2 * 10 and open_one in book.history
+    assert book.get(open_one.id) is open_one and book.get(ids[-1]) is not None and book.get(ids[0]) is None
+    assert len(IncidentBook().history) == 0  # unbounded by default (replay reports every incident)
