@@ -80,11 +80,16 @@ class BrainStage:
                                    rules=rules)
         return None if rules is None else DiagnosisUpdate.of(incident_id, rules)
 
+    @property
+    def busy(self) -> bool:
+        """The background queue is full: an investigation now would be skipped (ask before gathering)."""
+        return self.background.in_flight >= self.max_queued
+
     def investigate(self, target: str, engine: str, model: str, window: Sequence[Mapping[str, Any]],
                     similar: Sequence[Mapping[str, Any]], on_answer: OnProactive, *, synthetic: bool = False) -> bool:
         """Start a proactive investigation in the background; False when skipped (a slow brain, a bad
         payload)."""
-        if self.background.in_flight >= self.max_queued:
+        if self.busy:
             return False  # never pile work on a slow brain
         try:
             payload = build_proactive_payload(target, engine, model, window, similar, synthetic=synthetic)

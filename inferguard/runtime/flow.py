@@ -139,6 +139,8 @@ class Flow:
             window = self.pipeline.window(url, model)
             if len(window) < 3:
                 continue
+            if self.stage.busy:
+                break  # the brain would skip it: spare the store a recall per healthy target
             similar = await self._recall(target=url)
             started += self.stage.investigate(url, self.pipeline.engine_of(url), model, window, similar,
                                               self._proactive, synthetic=self.pipeline.is_synthetic(url))

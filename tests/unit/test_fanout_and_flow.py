@@ -114,3 +114,25 @@ async def test_a_late_diagnosis_lands_once_through_apply() -> None:
     assert flow.apply(llm, 2e9 + 1) is None  # the same answer again changes nothing a person reads
     assert flow.apply(DiagnosisUpdate("inc-unknown", llm.diagnosis, [], "llm", "x"), 2e9) is None
     assert len(published) == before  # apply decides; emit publishes (the daemon's deliver does both)
+
+
+async def test_a_busy_brain_spares_the_store_its_proactive_recalls() -> None:
+    flow = build_flow(Settings.load(env_file=None))
+    assert flow.stage is not None
+    for s in [s for s in read_timeline(DATA / "vllm_kv_overload.jsonl.gz")][:12]:  # idle and healthy only
+        await flow.process(s)
+    recalls: list[str | None] = []
+    real = flow.store.recall
+
+    async def counting(query: str = "", **kw: Any) -> Any:
+        recalls.append(kw.get("target"))
+        return await real(query, **kw)
+
+    flow.store.recall = counting  # type: ignore[method-assign]
+    flow.stage.max_queued = 0  # a brain whose queue is full
+    assert flow.stage.busy and await flow.investigate() == 0
+    assert recalls == []
+    flow.stage.max_queued = 8
+    assert not flow.stage.busy
+    await flow.investigate()
+    assert len(recalls) == 1
