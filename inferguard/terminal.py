@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,18 +63,14 @@ def short_names(targets: Iterable[tuple[str, str]]) -> dict[str, str]:
     tells it apart from every other target (host label, host, host:port, then host:port/path)."""
     pairs = list(targets)
     levels = {url: _candidates(url) for url, _ in pairs}
+    # How many targets could be called each name: linear in the targets, redrawn every cycle.
+    holders = Counter(c for cands in levels.values() for c in set(cands))
     out = {}
     for url, name in pairs:
         if name:
             out[url] = name
             continue
-        others = [levels[u] for u, _ in pairs if u != url]
-        choice = levels[url][-1]
-        for cand in levels[url]:
-            if not any(cand in o for o in others):
-                choice = cand
-                break
-        out[url] = choice
+        out[url] = next((c for c in levels[url] if holders[c] == 1), levels[url][-1])
     return out
 
 
