@@ -102,6 +102,18 @@ def _not_run(reason: str) -> dict[str, Any]:
             "error": reason, "where": "local"}
 
 
+def once(build: Callable[[], list[dict[str, Any]]]) -> Callable[[], list[dict[str, Any]]]:
+    """Build on the first call, then hand every caller (each listener of a cycle) the same documents."""
+    built: list[list[dict[str, Any]]] = []
+
+    def get() -> list[dict[str, Any]]:
+        if not built:
+            built.append(build())
+        return list(built[0])
+
+    return get
+
+
 class Daemon:
     def __init__(self, parts: Parts, targets: list[Target], options: DaemonOptions, *,
                  clock: Callable[[], float] = time.time) -> None:
@@ -371,8 +383,8 @@ class Daemon:
                       open_incidents=len(self.pipeline.book.open_incidents()),
                       duration_ms=round((time.perf_counter() - t0) * 1000, 1),
                       **({"still_in_flight": late} if late else {}))
-        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], self._open_docs, self._targets,
-                                                  self._brain_status))
+        self.parts.fanout.status(CycleStatus(self.clock(), self._counts["cycles"], once(self._open_docs),
+                                             self._targets, self._brain_status))
         return observations
 
     def _interval(self, t: Target) -> float:
@@ -433,7 +445,11 @@ class Daemon:
     def _refresh_gauges(self) -> None:
         open_ = self.pipeline.book.open_incidents()
         self.telemetry.open_incidents.set(len(open_))
-        self.telemetry.show_open_anomalies(i.to_dict() for i in open_)
+        # Only what the gauge reads: the whole document of every open incident each cycle is for readers.
+        self.telemetry.show_open_anomalies(
+            {"target": i.target, "labels": i.labels,
+             "anomalies": [{"code": a.code, "severity": a.severity, "active": a.active} for a in i.anomalies.values()]}
+            for i in open_)
 
     # -- the status the view and the read model read -----------------------------------------------
     def _open_docs(self) -> list[dict[str, Any]]:

@@ -136,3 +136,19 @@ async def test_a_busy_brain_spares_the_store_its_proactive_recalls() -> None:
     assert not flow.stage.busy
     await flow.investigate()
     assert len(recalls) == 1
+
+
+def test_a_cycles_listeners_share_one_build_of_the_open_incidents() -> None:
+    from inferguard.runtime.daemon import once
+
+    builds: list[int] = []
+
+    def build() -> list[dict[str, Any]]:
+        builds.append(1)
+        return [{"id": "inc-1"}]
+
+    docs = once(build)
+    first, second = docs(), docs()
+    assert first == second == [{"id": "inc-1"}] and len(builds) == 1
+    first.append({"id": "mine"})  # a listener's own list: the next listener is not affected
+    assert docs() == [{"id": "inc-1"}]
