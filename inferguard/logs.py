@@ -24,4 +24,30 @@ def configure(fmt: str = "auto", stream: TextIO | None = None,
         cache_logger_on_first_use=False,
     )
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger()
+    bridge(logger, level)
     return logger
+
+
+class _Bridge(logging.Handler):
+    """Lines the output stages log through the standard library (``inferguard.notify``,
+    ``inferguard.actuation``: "event key=value ..."), as the daemon's own events: one log, one format."""
+
+    def __init__(self, logger: structlog.typing.FilteringBoundLogger) -> None:
+        super().__init__()
+        self.logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event, _, detail = record.getMessage().partition(" ")
+            self.logger.log(record.levelno, event, detail=detail, logger=record.name)
+        except Exception:  # a log line must never take the daemon down
+            self.handleError(record)
+
+
+def bridge(logger: structlog.typing.FilteringBoundLogger, level: int) -> None:
+    """Send the ``inferguard`` standard-library loggers to ``logger`` (replacing an earlier bridge)."""
+    root = logging.getLogger("inferguard")
+    for h in [h for h in root.handlers if isinstance(h, _Bridge)]:
+        root.removeHandler(h)
+    root.addHandler(_Bridge(logger))
+    root.setLevel(level)

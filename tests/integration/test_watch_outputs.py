@@ -61,6 +61,9 @@ def test_watch_pages_once_when_an_incident_opens_and_once_when_it_resolves(tmp_p
     log = "".join(watch.raw) + watch.stderr()
     assert TOKEN not in log, log
     assert refused and rec.attempts == len(rec.on("/hook")) + 1  # the refused one, retried
+    # ... and the operator saw the failed delivery in the daemon's own log.
+    (retry,) = watch.events("notify.retry")
+    assert retry["level"] == "warning" and "HTTP 500" in retry["detail"] and "webhook-0" in retry["detail"]
     heard: Counter[tuple[str, str]] = Counter()
     for r in rec.on("/hook"):
         body = r.json()
@@ -130,6 +133,7 @@ def test_watch_actuation_dry_run_records_its_decisions_and_off_does_nothing(tmp_
     dry = [e for e in audit if e["outcome"] == "dry_run"]
     assert [(e["action"], e["incident"]) for e in dry] == [("throttle_concurrency", inc)]  # offered once
     assert dry[0]["would_send"]["action"] == "throttle_concurrency" and dry[0]["mode"] == "dry_run"
+    assert [e["detail"].split()[0] for e in watch.events("actuation.dry_run")] == ["action=throttle_concurrency"]
     # Every other advisory was refused, and says why (not allowlisted).
     assert all(e["outcome"] == "denied" and "ALLOWLIST" in e["reason"] for e in audit if e not in dry)
 
