@@ -22,7 +22,8 @@ from inferguard.sinks import render
 from tests.integration.api_support import wait_listening
 from tests.support import clean_env, free_port
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright comes with pip install -e '.[dev]'")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright missing: scripts/test_deps.sh "
+                                                                  "runs after pip install -e '.[dev]', which brings it")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium missing: scripts/test_deps.sh installs it")
 ROOT = Path(__file__).resolve().parents[2]

@@ -131,7 +131,7 @@ async def test_a_wrong_password_is_refused_at_start_by_name(tmp_path: Path) -> N
     from tests.memory.redis_server import REDIS
 
     if REDIS is None:
-        pytest.skip("redis-server is not installed")
+        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
     server = RedisServer(tmp_path / "redis", password="right-password")
     server.start()
     try:

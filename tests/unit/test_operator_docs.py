@@ -31,7 +31,7 @@ def test_docs_speak_of_the_project_alone(page: Path) -> None:
 def test_example_alert_rules_are_valid(tmp_path: Path) -> None:
     exe = shutil.which("promtool")
     if exe is None:
-        pytest.skip("promtool missing (Debian package prometheus)")
+        pytest.skip("promtool missing (Debian package prometheus; scripts/test_deps.sh installs it)")
     text = (ROOT / "docs" / "operations.md").read_text()
     block = re.search(r"```yaml\n(groups:.*?)```", text, re.S)
     assert block is not None
