@@ -91,12 +91,13 @@ class Watch:
 
 
 @contextlib.contextmanager
-def simulator(tmp_path: Path, scenario: str = "healthy") -> Iterator[str]:
-    """``inferguard simulate`` on a free port; yields its base URL (/metrics, /v1, /admin/scenario)."""
+def simulator(tmp_path: Path, scenario: str = "healthy", speed: float = 4) -> Iterator[str]:
+    """``inferguard simulate`` on a free port; yields its base URL (/metrics, /v1, /admin/scenario). At
+    ``speed`` 4 an engine_crash keeps the engine down for 5 s, at 1 for 20 s."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with started([sys.executable, "-m", "inferguard", "simulate", "--scenario", scenario, "--port", str(port),
-                  "--speed", "4", "--seed", "3"], f"{base}/health", what="simulator", env=env_for(tmp_path),
+                  "--speed", str(speed), "--seed", "3"], f"{base}/health", what="simulator", env=env_for(tmp_path),
                  cwd=tmp_path):
         yield base
 

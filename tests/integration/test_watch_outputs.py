@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from tests.alerting_support import Request, receiver
 from tests.daemon_support import Watch, env_for, playback, set_scenario, simulator
+from tests.integration.test_alertmanager import alertmanager, am_alerts, am_hook  # noqa: F401 (fixtures)
 from tests.support import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -196,3 +198,26 @@ def test_a_restart_neither_repeats_nor_loses_a_notification(tmp_path: Path) -> N
     assert not second.events("incident.opened")  # the same incident, restored
     kinds = [(r.json()["groupLabels"]["incident_id"], r.json()["status"]) for r in rec.on("/hook")]
     assert kinds == [(opened["id"], "firing"), (opened["id"], "resolved")]
+
+
+def test_watch_keeps_a_real_alertmanager_alert_firing_then_resolves_it(
+        tmp_path: Path, alertmanager: str) -> None:  # noqa: F811 (the fixture imported above)
+    # Alertmanager expires an alert at its endsAt (four re-send periods ahead): it stays active only if the
+    # daemon's tick keeps re-sending it, and goes once the incident resolves.
+    with simulator(tmp_path, speed=1) as sim:  # the crash lasts 20 s: longer than the check below
+        env = env_for(tmp_path, INFERGUARD_ALERTMANAGER_URL=alertmanager, INFERGUARD_ALERTMANAGER_RESEND_SECONDS="1")
+        watch = Watch([f"{sim}/metrics", "--interval", "0.3", "--no-listen"], env, tmp_path)
+        try:
+            watch.wait_for(lambda: watch.events("cycle"), 20, "a cycle")
+            set_scenario(sim, "engine_crash")
+            opened = watch.wait_for(lambda: watch.events("incident.opened"), 20, "incident.opened")[0]["incident"]
+            (alert,) = watch.wait_for(lambda: am_alerts(alertmanager, opened["id"]), 15, "the alert in Alertmanager")
+            assert alert["status"]["state"] == "active" and alert["labels"]["incident_id"] == opened["id"]
+            time.sleep(8)  # twice the endsAt horizon of one push
+            assert [a["status"]["state"] for a in am_alerts(alertmanager, opened["id"])] == ["active"]
+            assert not watch.events("incident.resolved")  # still open when checked
+            set_scenario(sim, "healthy")
+            watch.wait_for(lambda: watch.events("incident.resolved"), 30, "incident.resolved")
+            watch.wait_for(lambda: am_alerts(alertmanager, opened["id"]) == [], 15, "the alert resolved")
+        finally:
+            assert watch.stop() == 0, watch.stderr()
