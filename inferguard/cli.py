@@ -244,7 +244,7 @@ def serve(
         # Logs go to stderr: on stdio, stdout is the protocol's channel.
         options = DaemonOptions(interval_s=interval or settings.targets.poll_interval_seconds, listen=None,
                                 log_format="json", out=sys.stderr)
-        daemon = build_daemon(settings, targets, options)
+        daemon = build_daemon(settings, targets, options, outputs=False)  # pages nobody: `watch` does
     except ConfigError as exc:
         raise fail(exc) from None
     server = build_server(daemon, lambda target, window: oneshot.scan(settings, target, window))

@@ -78,7 +78,7 @@ async def run_demo(*, fault_s: float = 25.0, healthy_s: float = 15.0, recovery_m
     async with Simulator(dialect="vllm-v1", scenario="healthy", model="demo/llama-3-8b-instruct", seed=7) as sim:
         target = Target(url=sim.target_url(0) + "/metrics", name="demo")
         options = DaemonOptions(interval_s=interval_s, listen=None, log_format="json", out=io.StringIO())
-        daemon = build_daemon(settings, [target], options, view=narrator)
+        daemon = build_daemon(settings, [target], options, view=narrator, outputs=False)
         narrator.say(f"simulated vLLM V1 engine at {target.url} (synthetic data); watching every {interval_s:g}s")
         narrator.say("healthy traffic")
 

@@ -266,22 +266,25 @@ def build_probe(settings: Settings, *, model: str | None = None) -> LocalProbe |
 # -- assemblies --------------------------------------------------------------------------------------
 def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptions, *,
                  clock: Callable[[], float] = time.time, brain: Brain | None = None,
-                 view: Sink | None = None) -> Daemon:
+                 view: Sink | None = None, outputs: bool = True) -> Daemon:
     """Everything ``inferguard watch`` runs, from settings. ``brain`` and ``view`` are injected by tests
-    and by the CLI (the terminal view needs the TTY the CLI owns)."""
+    and by the CLI (the terminal view needs the TTY the CLI owns). ``outputs=False`` builds no notifier,
+    actuator or probe whatever the settings say: ``demo`` (synthetic incidents must page nobody) and
+    ``serve`` (an assistant's read-only watcher beside the real one) pass it."""
     check_options(options)
     log = configure(options.log_format, options.out, options.log_level)
     telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
     store = build_store(settings, clock=clock, log=log)
     pipeline = build_pipeline(settings, targets, keep_resolved=KEEP_RESOLVED)
-    sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view, state=store, clock=clock,
-                                              pipeline=pipeline))
+    sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view, clock=clock,
+                                              state=store if outputs else None,
+                                              pipeline=pipeline if outputs else None))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)
     stage = build_stage(settings, brain)
     telemetry.watch_llm(lambda: getattr(stage.brain, "usage", None))  # local brain with an LLM only
     flow = Flow(pipeline, stage, store, publish=fanout.publish, clock=clock, log=log, telemetry=telemetry,
                 store_timeout_s=STORE_TIMEOUT_S)
-    probes = build_probes(settings)
+    probes = build_probes(settings) if outputs else []
     read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)
     if read_model is not None:
         read_model.add_targets((t.url, t.display) for t in targets)
@@ -304,7 +307,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
                   proactive_every=settings.brain.proactive_cycle_every, view=view,
                   startup={**startup_fields(settings, targets=targets, interval_s=options.interval_s,
                                             listen=options.listen), **outputs_fields(settings, sinks, probes)},
-                  ignored=ineffective_settings() + unused_outputs(settings))
+                  ignored=ineffective_settings() + (unused_outputs(settings) if outputs else []))
     return Daemon(parts, targets, options, clock=clock)
 
 

@@ -7,6 +7,7 @@ endpoint: it speaks their HTTP protocol and records what it gets.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import time
@@ -17,6 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from inferguard.config import Settings
+from inferguard.models import Target
+from inferguard.runtime.build import build_daemon
+from inferguard.runtime.daemon import DaemonOptions
 from tests.alerting_support import Request, receiver
 from tests.daemon_support import Watch, env_for, playback, set_scenario, simulator
 from tests.integration.test_alertmanager import alertmanager, am_alerts, am_hook  # noqa: F401 (fixtures)
@@ -221,3 +226,26 @@ def test_watch_keeps_a_real_alertmanager_alert_firing_then_resolves_it(
             watch.wait_for(lambda: am_alerts(alertmanager, opened["id"]) == [], 15, "the alert resolved")
         finally:
             assert watch.stop() == 0, watch.stderr()
+
+
+async def test_outputs_are_built_from_settings_and_never_for_demo_or_serve(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERGUARD_STATE_DIR", str(tmp_path / "state"))
+    settings = Settings.load(env_file=None, notify={"webhook_url": f"http://127.0.0.1:{free_port()}/hook"},
+                             actuation={"mode": "dry_run", "allowlist": "throttle_concurrency"}, probe={"every": 30})
+    target = [Target(url=f"http://127.0.0.1:{free_port()}/metrics")]
+
+    async def parts(**kw: Any) -> tuple[set[str], int, dict[str, Any]]:
+        options = DaemonOptions(interval_s=0.2, listen=None, duration_s=0.5, out=io.StringIO())
+        d = build_daemon(settings, target, options, **kw)
+        await d.run()  # and closes everything it built
+        return {s.name for s in d.parts.fanout.sinks}, len(d.parts.probes), d.parts.startup
+
+    sinks, probes, startup = await parts()
+    assert {"notify", "actuation"} <= sinks and probes == 1
+    assert (startup["notify"], startup["actuation"], startup["probes"]) == (
+        ["webhook-0"], "dry_run (throttle_concurrency)", "every 30s")
+    # `inferguard demo` (synthetic incidents) and `inferguard serve` build none of them.
+    sinks, probes, startup = await parts(outputs=False)
+    assert not {"notify", "actuation"} & sinks and probes == 0
+    assert (startup["notify"], startup["actuation"], startup["probes"]) == ("off", "off", "off")
