@@ -92,8 +92,9 @@ class Watch:
 
 @contextlib.contextmanager
 def simulator(tmp_path: Path, scenario: str = "healthy", speed: float = 4) -> Iterator[str]:
-    """``inferguard simulate`` on a free port; yields its base URL (/metrics, /v1, /admin/scenario). At
-    ``speed`` 4 an engine_crash keeps the engine down for 5 s, at 1 for 20 s."""
+    """``inferguard simulate`` on a free port; yields its base URL (/metrics, /v1, /admin/scenario). An
+    engine_crash keeps the engine down for 20 simulated seconds (5 s at ``speed`` 4): the tests that need
+    an incident to stay open until they end it run at speed 1, however slow the machine."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with started([sys.executable, "-m", "inferguard", "simulate", "--scenario", scenario, "--port", str(port),

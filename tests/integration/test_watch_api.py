@@ -18,7 +18,7 @@ def test_silences_over_the_api_hold_for_the_daemon_and_only_writes_change_them(t
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
-    with simulator(tmp_path) as sim, receiver() as rec:
+    with simulator(tmp_path, speed=1) as sim, receiver() as rec:
         env = env_for(tmp_path, INFERGUARD_WEBHOOK_URL=f"{rec.url}/hook", INFERGUARD_API_TOKEN=API_TOKEN)
         watch = Watch([f"{sim}/metrics", "--interval", "0.3", "--listen", f"127.0.0.1:{port}"], env, tmp_path)
         try:

@@ -33,7 +33,7 @@ TOKEN = "hook-bearer-s3cret"
 
 
 def test_watch_pages_once_when_an_incident_opens_and_once_when_it_resolves(tmp_path: Path) -> None:
-    with simulator(tmp_path) as sim, receiver() as rec:
+    with simulator(tmp_path, speed=1) as sim, receiver() as rec:
         # The receiver refuses the first resolved notification: no event follows a resolve, so it then
         # arrives only through the retry that the daemon's periodic tick of the notifier makes.
         refused: list[str] = []
@@ -177,7 +177,7 @@ def test_watch_probes_each_target_on_its_schedule(tmp_path: Path) -> None:
 def test_a_restart_neither_repeats_nor_loses_a_notification(tmp_path: Path) -> None:
     # The notifier's state lives in the daemon's incident memory: an incident announced before a restart
     # is not announced again after it, and its resolution still goes out.
-    with simulator(tmp_path) as sim, receiver() as rec:
+    with simulator(tmp_path, speed=1) as sim, receiver() as rec:
         env = env_for(tmp_path, INFERGUARD_WEBHOOK_URL=f"{rec.url}/hook")
         args = [f"{sim}/metrics", "--interval", "0.3", "--no-listen"]
         first = Watch(args, env, tmp_path)
