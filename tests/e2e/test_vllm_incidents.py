@@ -71,19 +71,20 @@ def engine_signals(tmp_path: Path) -> list[Signals]:
 def due_times(signals: Sequence[Signals], onset: float, end: float) -> dict[str, float | None]:
     """When each KV-overload code became detectable from what the engine itself reported, by the rules
     docs/detectors.md states: the load is visible once the engine shows a queue or a full cache; a storm
-    once preemptions over the trend window reach the storm rate while still happening. Detection budgets
-    run from these moments, not from when the clients started (the engine shows load seconds later, and
-    how much it preempts depends on how fast this CPU decodes)."""
+    once preemptions over the trend window reach the storm rate while still happening, and hold so for
+    the persistence the detectors ask of every finding (``fire_after`` of ``fire_after + 1`` scrapes) —
+    a single scrape at the rate is a burst, which the scheduler is allowed. Detection budgets run from
+    these moments, not from when the clients started (the engine shows load seconds later, and how much
+    it preempts depends on how fast this CPU decodes)."""
     cfg = DetectorConfig()
     visible = next((s.ts for s in signals if onset <= s.ts <= end and (
         (s.get("requests_waiting") or 0) > 0 or (s.get("kv_usage") or 0) >= cfg.kv_threshold)), None)
-    storm = None
+    storming = []
     for i, s in enumerate(signals):
-        if onset <= s.ts <= end and (s.get("preemptions_per_s") or 0) > 0:
-            rate = Window(signals[: i + 1]).rate_over("preemptions_per_s", cfg.trend_window_s)
-            if rate is not None and rate >= cfg.preemption_rate:
-                storm = s.ts
-                break
+        rate = Window(signals[: i + 1]).rate_over("preemptions_per_s", cfg.trend_window_s)
+        storming.append(rate is not None and rate >= cfg.preemption_rate and (s.get("preemptions_per_s") or 0) > 0)
+    storm = next((s.ts for i, s in enumerate(signals) if onset <= s.ts <= end and storming[i]
+                  and sum(storming[i:i + cfg.fire_after + 1]) >= cfg.fire_after), None)
     return {"kv_pressure": visible, "queue_buildup": visible, "preemption_storm": storm}
 
 
