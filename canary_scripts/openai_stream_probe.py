@@ -66,6 +66,26 @@ def first_model(scheme: str, host: str, port: int, prefix: str, timeout: float, 
         conn.close()
 
 
+def _carries_token(choice: dict[str, object], mode: str) -> bool:
+    """Does this streamed choice bring a generated token?
+
+    Not only when it has text: a token that detokenises to nothing (a special token, half of a UTF-8
+    character held back) still arrives as a chunk with empty text; vLLM streamed a tiny model's eight
+    tokens as eight chunks of "" with a usage count of 8. Not counted: chat's opening chunk, which only
+    names the role, and a closing chunk that brings nothing but the finish reason.
+    """
+    if mode == "chat":
+        delta = choice.get("delta")
+        if not isinstance(delta, dict) or ("role" in delta and not delta.get("content")):
+            return False
+        text = delta.get("content")
+    else:
+        text = choice.get("text")
+    if not isinstance(text, str):
+        return False
+    return bool(text) or choice.get("finish_reason") is None
+
+
 def probe(url: str, *, model: str | None, mode: str, max_tokens: int, prompt: str, timeout: float,
           api_key: str | None) -> dict[str, object]:
     result: dict[str, object] = {"ok": False, "status": None, "ttft_s": None, "tpot_s": None, "tokens": 0,
@@ -107,12 +127,12 @@ def probe(url: str, *, model: str | None, mode: str, max_tokens: int, prompt: st
                 if event.get("usage"):
                     usage_tokens = event["usage"].get("completion_tokens")
                 for choice in event.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") if mode == "chat" else choice.get("text")
-                    if text:
-                        now = time.perf_counter()
-                        first = now if first is None else first
-                        last = now
-                        chunks += 1
+                    if not _carries_token(choice, mode):
+                        continue
+                    now = time.perf_counter()
+                    first = now if first is None else first
+                    last = now
+                    chunks += 1
         finally:
             conn.close()
         tokens = int(usage_tokens) if isinstance(usage_tokens, int) else chunks

@@ -10,10 +10,9 @@ from tests.e2e.conftest import EngineArgs, EnginePool
 pytestmark = pytest.mark.e2e
 
 
-# Chat only: against the tiny random-weight model the completion-mode probe streamed no text
-# ("no token generated") in a full run. Completion mode is covered against the simulator
-# (tests/integration/test_probe.py) until that is understood.
-@pytest.mark.parametrize("mode", ["chat"])
+# In completion mode the tiny random-weight model's tokens detokenise to nothing: vLLM streams one chunk
+# of "" per token, which the probe counts (tests/integration/test_probe_stream_shapes.py has the bytes).
+@pytest.mark.parametrize("mode", ["chat", "completion"])
 async def test_probe_measures_real_vllm(engines: EnginePool, mode: str) -> None:
     server = engines.get(EngineArgs())
     result = await LocalProbe(mode=mode, max_tokens=8, timeout_s=120).probe(server.metrics_url)
