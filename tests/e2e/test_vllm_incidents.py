@@ -88,6 +88,22 @@ def due_times(signals: Sequence[Signals], onset: float, end: float) -> dict[str,
     return {"kv_pressure": visible, "queue_buildup": visible, "preemption_storm": storm}
 
 
+def churn_due(signals: Sequence[Signals], shared: PhaseMark, churn: PhaseMark) -> float | None:
+    """When the engine had shown its prefix-cache hit ratio fall below half its shared-prefix level for
+    the persistence every finding needs (``fire_after`` scrapes that report a ratio). The engine reports
+    one only for scrape intervals in which it scheduled a request: on this CPU an uncached prompt takes
+    seconds to prefill, so the first low ratio may come a scrape or two into the churn."""
+    cfg = DetectorConfig()
+    level = [s.get("prefix_cache_hit_ratio") for s in signals if shared.start <= s.ts <= shared.end]
+    known = sorted(v for v in level if v is not None)
+    if not known:
+        return None
+    limit = known[len(known) // 2] * cfg.prefix_drop_fraction
+    low = [s.ts for s in signals if churn.start <= s.ts <= churn.end
+           and (r := s.get("prefix_cache_hit_ratio")) is not None and r < limit]
+    return low[cfg.fire_after - 1] if len(low) >= cfg.fire_after else None
+
+
 def incident_events(watch: Watch) -> list[Event]:
     return watch.incident_events()
 
@@ -240,10 +256,13 @@ def test_prefix_cache_churn_is_a_regression(engines: EnginePool, words: list[str
     events = incident_events(watch)
     story = watch.describe()
 
+    due = churn_due(engine_signals(tmp_path), ph["shared_prefix"], ph["random"])
+    assert due is not None, f"the engine never showed its hit ratio fall (the load did not land)\n{story}"
     seen = first_seen(events, "prefix_cache_regression")
     assert seen is not None, f"prefix_cache_regression never detected\n{story}"
-    assert ph["random"].start <= seen <= ph["random"].start + ONSET_BUDGET_S, (
-        f"prefix_cache_regression at {seen - ph['random'].start:+.1f}s from the churn onset\n{story}")
+    assert ph["random"].start <= seen <= due + 2 * INTERVAL + JITTER_S, (
+        f"prefix_cache_regression at {seen - ph['random'].start:+.1f}s from the churn onset, "
+        f"{seen - due:+.1f}s from when the engine showed it (budget: two {INTERVAL:g}s intervals)\n{story}")
     # Re-prefilling uncached prompts may slow the first token; nothing else is wrong with this engine.
     spurious = codes_of(events) - {"prefix_cache_regression", "ttft_regression"}
     assert not spurious, f"spurious anomalies: {spurious}\n{story}"
