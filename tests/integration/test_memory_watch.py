@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,64 +16,9 @@ from typing import Any
 
 import pytest
 
+from tests.daemon_support import Watch, env_for
 from tests.memory.redis_server import REDIS, RedisServer
 from tests.support import free_port, started
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "UPSTASH_", "GMI_"))}
-    env |= {"INFERGUARD_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
-            "INFERGUARD_LOG_FORMAT": "json", **extra}
-    return env
-
-
-class Proc:
-    """A subprocess whose JSON log lines are collected by a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.err = (cwd / f"stderr-{time.monotonic_ns()}.txt").open("w")
-        self.p = subprocess.Popen([sys.executable, "-m", "inferguard", *args], stdout=subprocess.PIPE,
-                                  stderr=self.err, text=True, env=env, cwd=cwd)
-        self.lines: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._t = threading.Thread(target=self._pump, daemon=True)
-        self._t.start()
-
-    def _pump(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            self.raw.append(line)
-            with contextlib.suppress(ValueError):
-                self.lines.append(json.loads(line))
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [x for x in self.lines if x.get("event") == name]
-
-    def wait_for(self, pred: Any, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return True
-            if self.p.poll() is not None:
-                return bool(pred())
-            time.sleep(0.2)
-        return False
-
-    def stop(self) -> int:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            code = self.p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            code = self.p.wait(timeout=10)
-        self._t.join(timeout=10)
-        assert self.p.stdout is not None
-        self.p.stdout.close()
-        self.err.close()
-        return code
 
 
 @contextlib.contextmanager
@@ -114,8 +56,8 @@ def baseline_counts(doc: dict[str, Any]) -> dict[tuple[str, str, str], int]:
 def test_a_restart_keeps_the_incident_open_without_a_second_opened(tmp_path: Path, simulator: str,
                                                                      healthy: str) -> None:
     # Two engines: one under KV pressure (the incident), one healthy (whose baselines must be kept).
-    args = ["watch", simulator, healthy, "--interval", "0.5", "--no-listen"]
-    first = Proc(args, env_for(tmp_path), tmp_path)
+    args = [simulator, healthy, "--interval", "0.5", "--no-listen"]
+    first = Watch(args, env_for(tmp_path), tmp_path)
     try:
         assert first.wait_for(lambda: first.events("incident.opened"), 120), "".join(first.raw[-20:])
         assert first.wait_for(lambda: len(first.events("cycle")) >= 12, 60)  # baselines need healthy samples
@@ -130,7 +72,7 @@ def test_a_restart_keeps_the_incident_open_without_a_second_opened(tmp_path: Pat
     assert [i["id"] for i in state_doc(tmp_path, "incidents.open")["incidents"]] == [inc_id]
     assert any(k[0] == healthy for k in before)
 
-    second = Proc(args, env_for(tmp_path), tmp_path)
+    second = Watch(args, env_for(tmp_path), tmp_path)
     try:
         assert second.wait_for(lambda: second.events("memory.restored"), 60), "".join(second.raw[-20:])
         assert second.wait_for(lambda: len(second.events("cycle")) >= 8, 60)
@@ -159,9 +101,9 @@ def test_redis_killed_mid_watch_gets_every_incident_and_event_exactly_once(tmp_p
 
     server = RedisServer(tmp_path / "redis")
     server.start()
-    watch = Proc(["watch", simulator, "--interval", "0.5", "--no-listen"],
-                 env_for(tmp_path, INFERGUARD_REDIS_URL=server.url, INFERGUARD_MEMORY_TIMEOUT_SECONDS="0.5"),
-                 tmp_path)
+    watch = Watch([simulator, "--interval", "0.5", "--no-listen"],
+                  env_for(tmp_path, INFERGUARD_REDIS_URL=server.url, INFERGUARD_MEMORY_TIMEOUT_SECONDS="0.5"),
+                  tmp_path)
     try:
         assert watch.wait_for(lambda: watch.events("incident.opened"), 120), "".join(watch.raw[-20:])
         server.kill()
