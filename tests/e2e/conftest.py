@@ -68,9 +68,21 @@ def words(tiny: Path) -> list[str]:
     return vocab_words(tiny)
 
 
+_POOLS: list[EnginePool] = []
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the engine once the last end-to-end test in a row has run: the rest of the suite should not
+    share two cores and 3 GB with an idle vLLM. A later e2e test (another order) starts one again."""
+    if nextitem is None or nextitem.get_closest_marker("e2e") is None:
+        for pool in _POOLS:
+            pool.close()
+
+
 @pytest.fixture(scope="session")
 def engines(vllm_python: Path, tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnginePool]:
     pool = EnginePool(vllm_python, tiny, tmp_path_factory.mktemp("vllm-logs"))
+    _POOLS.append(pool)
     try:
         yield pool
     finally:
