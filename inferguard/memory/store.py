@@ -54,10 +54,17 @@ class Memory:
         self._wake: dict[str, asyncio.Event] = {}
         self.retry_min_s, self.retry_max_s = retry_min_s, retry_max_s
         self.degraded: dict[str, str] = {}
+        # Reads a remote should have answered and the embedded store answered instead, with the reason.
+        self.fallbacks: dict[str, str] = {}
         self._closing = False
         self._started = False
         self.replayed: dict[str, int] = {}
         self._log = log or (lambda event, **kw: _log.warning("%s %s", event, kw))
+
+    @property
+    def spooled(self) -> dict[str, int]:
+        """Writes waiting in the embedded store's spool, per remote backend that has any."""
+        return {name: n for name, n in self._pending.items() if n}
 
     @property
     def backends(self) -> dict[str, str]:
@@ -227,12 +234,16 @@ class Memory:
     async def _read(self, remote: Any, name: str, call: Callable[[], Awaitable[T]],
                     fallback: Callable[[], Awaitable[T]]) -> T:
         # A backend with writes still spooled is behind this process: the embedded store is newer.
-        if remote is None or self._pending.get(remote.name):
+        if remote is None:
+            return await fallback()
+        if self._pending.get(remote.name):
+            self.fallbacks[remote.name] = "it has writes still spooled here, so the embedded store is newer"
             return await fallback()
         try:
             return await call()
         except MemoryBackendError as exc:
             self._mark(remote.name, f"{name} read failed, answered from the embedded store: {exc}")
+            self.fallbacks[remote.name] = str(exc)
             return await fallback()
 
     async def load(self, key: str) -> dict[str, Any] | None:
