@@ -323,8 +323,14 @@ def replay(
             written = oneshot.write_payloads(built, payloads)
             typer.echo(f"wrote {len(written)} payload(s) to {payloads}", err=True)
         if remember:
-            anyio.run(oneshot.remember, settings, events)
-            typer.echo(f"remembered {len(incidents)} incident(s), {len(events)} event(s)", err=True)
+            kept = anyio.run(oneshot.remember, settings, events)
+            where = kept["backends"]
+            typer.echo(f"remembered {len(incidents)} incident(s), {len(events)} event(s) "
+                       f"(state: {where['state']}, recall: {where['recall']})", err=True)
+            for name, n in kept["spooled"].items():
+                reason = " ".join(kept["degraded"].get(name, "still catching up").split())
+                typer.echo(f"inferguard: warning: {name} did not answer ({reason}); {n} write(s) kept in the "
+                           "embedded store's spool, sent when InferGuard next reaches it", err=True)
     except InferGuardError as exc:
         raise fail(exc) from None
     if as_json:

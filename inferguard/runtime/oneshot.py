@@ -23,7 +23,7 @@ from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_fai
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc
 from inferguard.runtime.actuate import ActuationLane, book_recorder, latest_reader
-from inferguard.runtime.build import build_flow, build_local_store, build_scraper
+from inferguard.runtime.build import build_flow, build_scraper, build_store
 from inferguard.runtime.flow import Flow
 from inferguard.sources.timeline import TimelineWriter, read_timeline
 from inferguard.testing import FakeClock, MemoryStore
@@ -167,14 +167,32 @@ def write_payloads(payloads: list[dict[str, Any]], out: Path) -> list[Path]:
     return written
 
 
-async def remember(settings: Settings, events: list[dict[str, Any]]) -> None:
-    """``replay --remember``: record replayed events into the local incident memory."""
-    store = build_local_store(settings)
+class _Quiet:
+    """The memory's warnings during a one-shot command: the command reports what did not answer once,
+    at the end, rather than a line per retry."""
+
+    def warning(self, event: str, **fields: Any) -> None:
+        pass
+
+
+async def remember(settings: Settings, events: list[dict[str, Any]], settle_s: float = 10.0) -> dict[str, Any]:
+    """``replay --remember``: record replayed events into the configured incident memory, as the daemon
+    does: the embedded store, plus Redis/Upstash Redis and Upstash Vector when configured. A remote that
+    is down gets the events through the embedded store's spool, replayed when InferGuard next reaches
+    it (the backends are idempotent per event, so nothing doubles). Returns the backends, what is still
+    spooled per remote and why each remote that did not answer did not."""
+    memory = build_store(settings, log=_Quiet())
     try:
         for ev in events:
-            await store.record(ev)
+            await memory.record(ev)
+        await memory.flush()
+        # A remote that answers but is catching up on an older spool gets a bounded chance to finish.
+        if any(name not in memory.degraded for name in memory.spooled):
+            await memory.settle(settle_s)
+        result = {"backends": memory.backends, "degraded": dict(memory.degraded)}
     finally:
-        await store.aclose()
+        await memory.aclose()
+    return result | {"spooled": memory.spooled}
 
 
 class TickingSink(Protocol):
