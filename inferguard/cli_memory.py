@@ -15,8 +15,7 @@ from inferguard import durations
 from inferguard.config import Settings
 from inferguard.errors import ConfigError, InferGuardError
 from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
-from inferguard.memory.build import open_local, open_memory
-from inferguard.memory.sqlite import SqliteStore
+from inferguard.memory.build import open_memory
 from inferguard.memory.store import Memory
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents remembered in incident memory.")
@@ -31,39 +30,20 @@ def parse_since(text: str) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _with_store(fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
+def _with_memory(fn: Callable[[Memory], Awaitable[T]]) -> tuple[T, Memory]:
+    """Run ``fn`` on the configured memory (the embedded store plus Redis/Upstash when configured), as
+    the daemon reads and writes it; returns its result and the (closed) memory, whose ``backends``,
+    ``degraded`` and ``fallbacks`` say what served and what did not answer."""
     try:
         settings = Settings.load()
     except ConfigError as exc:
         raise fail(exc) from None
 
-    async def run() -> T:
-        store = open_local(settings.memory)
-        try:
-            return await fn(store)
-        finally:
-            await store.aclose()
-
-    try:
-        return anyio.run(run)
-    except InferGuardError as exc:
-        raise fail(exc, default=EXIT_SOFTWARE) from None
-
-
-def _with_memory(fn: Callable[[Memory], Awaitable[T]]) -> tuple[T, dict[str, str], dict[str, str]]:
-    """Run ``fn`` on the configured memory (the embedded store plus Redis/Upstash when configured),
-    as the daemon writes to it; returns its result, the backends and those that did not answer."""
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        raise fail(exc) from None
-
-    async def run() -> tuple[T, dict[str, str], dict[str, str]]:
-        # The command says once what did not answer (memory.degraded), not a warning line per retry.
+    async def run() -> tuple[T, Memory]:
+        # The command says once what did not answer, not a warning line per retry.
         memory = open_memory(settings.memory, log=lambda event, **kw: None)
         try:
-            result = await fn(memory)
-            return result, memory.backends, dict(memory.degraded)
+            return await fn(memory), memory
         finally:
             await memory.aclose()
 
@@ -71,6 +51,18 @@ def _with_memory(fn: Callable[[Memory], Awaitable[T]]) -> tuple[T, dict[str, str
         return anyio.run(run)
     except InferGuardError as exc:
         raise fail(exc, default=EXIT_SOFTWARE) from None
+
+
+def _say_fallback(memory: Memory, backend: str | None) -> None:
+    """One line on stderr when a read the remote ``backend`` serves was answered by the embedded store."""
+    reason = None if backend is None else memory.fallbacks.get(backend)
+    if reason is not None:
+        typer.echo(f"inferguard: warning: {backend} did not answer ({' '.join(reason.split())}); "
+                   "answered from the embedded store", err=True)
+
+
+def _state(memory: Memory) -> str | None:
+    return memory.state.name if memory.state is not None else None
 
 
 def _when(ts: Any) -> str:
@@ -101,8 +93,11 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(metavar="N", min=1, max=100, help="most results")] = 5,
         as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
     ) -> None:
-        """Past incidents most like QUERY (BM25 over their text), best first."""
-        hits = _with_store(lambda s: s.recall(query, target=target, engine=engine, limit=limit))
+        """Past incidents most like QUERY, best first, from the backend serving recall (`inferguard config
+        show`): Upstash Vector when configured, else the embedded store (FTS5 BM25). When Upstash Vector
+        does not answer, the embedded store answers and one line on stderr says why."""
+        hits, memory = _with_memory(lambda m: m.recall(query, target=target, engine=engine, limit=limit))
+        _say_fallback(memory, memory.vector.name if memory.vector is not None else None)
         if as_json:
             typer.echo(json.dumps(hits))
             return
@@ -121,9 +116,13 @@ def list_incidents(
     limit: Annotated[int, typer.Option(metavar="N", min=1, help="most results")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print the incidents as JSON")] = False,
 ) -> None:
-    """Remembered incidents, newest first."""
+    """Remembered incidents, newest first, from the backend serving state (`inferguard config show`):
+    Redis or Upstash Redis when configured, else the embedded store. When the remote does not answer,
+    the embedded store answers and one line on stderr says why."""
     after = None if since is None else time.time() - parse_since(since)
-    found = _with_store(lambda s: s.list_incidents(open_only=open_only, target=target, since=after, limit=limit))
+    found, memory = _with_memory(lambda m: m.list_incidents(open_only=open_only, target=target, since=after,
+                                                           limit=limit))
+    _say_fallback(memory, _state(memory))
     if as_json:
         typer.echo(json.dumps(found))
         return
@@ -138,8 +137,10 @@ def show(
     incident_id: Annotated[str, typer.Argument(metavar="ID", help="an incident id from `incidents list`")],
     as_json: Annotated[bool, typer.Option("--json", help="print the incident as JSON")] = False,
 ) -> None:
-    """One incident: its timeline of events and its diagnosis history."""
-    inc = _with_store(lambda s: s.get(incident_id))
+    """One incident: its timeline of events and its diagnosis history, from the backend serving state
+    (as `incidents list`; the embedded store answers when the remote does not, or does not know it)."""
+    inc, memory = _with_memory(lambda m: m.get(incident_id))
+    _say_fallback(memory, _state(memory))
     if inc is None:
         typer.echo(f"inferguard: no incident {incident_id!r} remembered", err=True)
         raise typer.Exit(1)
@@ -175,8 +176,9 @@ def note(
     if worked is None:
         typer.echo("inferguard: say --worked or --failed", err=True)
         raise typer.Exit(EXIT_USAGE)
-    found, backends, degraded = _with_memory(lambda m: m.note(incident_id, worked=worked, note=text))
-    for name, reason in degraded.items():
+    found, memory = _with_memory(lambda m: m.note(incident_id, worked=worked, note=text))
+    backends = memory.backends
+    for name, reason in memory.degraded.items():
         typer.echo(f"inferguard: {name} did not answer ({reason}); the note is kept in the embedded store and "
                    "sent to it when InferGuard next reaches it", err=True)
     if not found:
