@@ -125,13 +125,6 @@ def build_store(settings: Settings, *, clock: Callable[[], float] = time.time, l
     return open_memory(settings.memory, clock=clock, log=warn)
 
 
-def build_local_store(settings: Settings) -> IncidentStore:
-    """The embedded SQLite store in the state directory (``replay --remember``, the memory commands)."""
-    from inferguard.memory.build import open_local
-
-    return open_local(settings.memory)
-
-
 @dataclass
 class SinkContext:
     """What a sink factory may use besides settings. ``state`` (the daemon's incident memory, which keeps
