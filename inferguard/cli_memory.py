@@ -57,8 +57,8 @@ def _say_fallback(memory: Memory, backend: str | None) -> None:
     """One line on stderr when a read the remote ``backend`` serves was answered by the embedded store."""
     reason = None if backend is None else memory.fallbacks.get(backend)
     if reason is not None:
-        typer.echo(f"inferguard: warning: {backend} did not answer ({' '.join(reason.split())}); "
-                   "answered from the embedded store", err=True)
+        typer.echo(f"inferguard: warning: answered from the embedded store, not {backend} "
+                   f"({' '.join(reason.split())})", err=True)
 
 
 def _state(memory: Memory) -> str | None:

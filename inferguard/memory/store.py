@@ -237,7 +237,7 @@ class Memory:
         if remote is None:
             return await fallback()
         if self._pending.get(remote.name):
-            self.fallbacks[remote.name] = "it has writes still spooled here, so the embedded store is newer"
+            self.fallbacks[remote.name] = "it is behind: writes to it are still spooled here"
             return await fallback()
         try:
             return await call()
