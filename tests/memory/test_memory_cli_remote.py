@@ -155,3 +155,13 @@ def test_recall_asks_upstash_vector_and_falls_back_with_a_reason(tmp_path: Path,
     assert VECTOR_TOKEN not in local.stdout + local.stderr
     nothing = run(other, "recall", "KV cache full", "--json", env=env)
     assert json.loads(nothing.stdout) == [] and len(warnings(nothing)) == 1
+
+
+def test_incidents_list_reads_upstash_redis_when_it_serves_state(tmp_path: Path, upstash: UpstashDouble) -> None:
+    env = {"UPSTASH_REDIS_REST_URL": upstash.url, "UPSTASH_REDIS_REST_TOKEN": upstash.token}
+    p = run(tmp_path / "one-host", "replay", str(TIMELINE), "--remember", "--json", env=env)
+    [inc_id] = [i["id"] for i in json.loads(p.stdout)["incidents"]]
+    assert "state: upstash" in p.stderr and not warnings(p)
+    listed = run(tmp_path / "other-host", "incidents", "list", "--json", env=env)
+    assert [i["id"] for i in json.loads(listed.stdout)] == [inc_id] and not warnings(listed)
+    assert upstash.token not in p.stderr + listed.stderr
