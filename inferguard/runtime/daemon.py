@@ -37,6 +37,7 @@ from inferguard.pipeline import Observation
 from inferguard.protocols import CycleStatus, Probe, Source, StateStore, TargetDoc
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow
+from inferguard.runtime.probing import run_probe
 from inferguard.runtime.restart import Checkpoint, restore
 from inferguard.sinks.readmodel import ReadModel
 from inferguard.sources.timeline import TimelineWriter
@@ -94,12 +95,6 @@ class Ticking(Protocol):
 SHUTDOWN_S = 10.0  # the most a shutdown waits on anything after the loop stopped (server, sinks, stores)
 TICK_LIMIT_S = 120.0  # the most one output's tick may take (each delivery has its own, shorter timeout)
 PROBE_CONCURRENCY = 4  # canary probes in flight at once: each one is a real request to an engine
-PROBE_FIELDS = ("ok", "ran", "status", "ttft_s", "tpot_s", "tokens", "error", "where")
-
-
-def _not_run(reason: str) -> dict[str, Any]:
-    return {"ok": False, "ran": False, "status": None, "ttft_s": None, "tpot_s": None, "tokens": 0,
-            "error": reason, "where": "local"}
 
 
 def once(build: Callable[[], list[dict[str, Any]]]) -> Callable[[], list[dict[str, Any]]]:
@@ -293,18 +288,8 @@ class Daemon:
     async def _probe(self, probe: Probe, t: Target, limit: anyio.CapacityLimiter) -> None:
         async with limit:
             ts = self.clock()
-            bound = self.parts.probe_timeout_s + 15  # the probe's own timeout plus its process's start-up
-            result: dict[str, Any] | None = None
-            try:
-                with anyio.move_on_after(bound):
-                    result = dict(await probe.probe(t))
-            except Exception as exc:  # a probe's defect must not stop the daemon
-                result = _not_run(f"the probe failed: {type(exc).__name__}: {exc}")
-            if result is None:
-                result = _not_run(f"the probe did not finish within {bound:.0f}s")
-        if result.get("error"):
-            result["error"] = redact_urls(str(result["error"]))[:300]
-        doc = {"ts": ts, **{k: result.get(k) for k in PROBE_FIELDS}}
+            result = await run_probe(probe, t, self.parts.probe_timeout_s)
+        doc = {"ts": ts, **result}
         outcome = "ok" if doc["ok"] and doc["ran"] else ("failed" if doc["ran"] else "not_run")
         self.telemetry.probes.labels(t.url, outcome).inc()
         if outcome == "ok" and isinstance(doc["ttft_s"], int | float):
