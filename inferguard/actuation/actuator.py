@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -19,7 +19,7 @@ import httpx
 
 from inferguard.actuation import gate
 from inferguard.actuation.signing import signed_headers
-from inferguard.actuation.verify import compare, trigger_signals
+from inferguard.actuation.verify import PROBE_KEEP, compare, trigger_signals, with_probe
 from inferguard.protocols import IncidentDoc, StateStore
 from inferguard.urls import safe_url
 
@@ -30,6 +30,8 @@ log = logging.getLogger("inferguard.actuation")
 
 # Reads the latest canonical signals of (target, model); None when there are none.
 SignalReader = Callable[[str, str], Mapping[str, float] | None]
+# Runs one canary probe against the target with this URL; never raises (a probe that did not run says so).
+ProbeRun = Callable[[str], Awaitable[Mapping[str, Any]]]
 
 
 def idempotency_key(advisory: Mapping[str, Any], incident: Mapping[str, Any]) -> str:
@@ -52,6 +54,7 @@ class WebhookActuator:
         self.clock = clock
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout_s, trust_env=False)
         self._lock = anyio.Lock()
+        self._verifying: set[str] = set()  # keys whose verification is under way (its probe in flight)
 
     async def act(self, advisory: Mapping[str, Any], incident: IncidentDoc) -> dict[str, Any]:
         async with self._lock:
@@ -88,30 +91,53 @@ class WebhookActuator:
             await self._audit(entry)
             return entry
 
-    async def verify_due(self, read: SignalReader) -> list[dict[str, Any]]:
+    async def verify_due(self, read: SignalReader, probe: ProbeRun | None = None) -> list[dict[str, Any]]:
         """Judge every live action whose verification delay has passed; returns the audit entries
-        (outcome "verified", with ``verification`` improved / unchanged / worse / unknown)."""
+        (outcome "verified", with ``verification`` improved / unchanged / worse / unknown). With ``probe``,
+        one canary probe per action runs against its target and its result joins the verdict (verify.py)."""
         async with self._lock:
             now = self.clock()
             state = await self._state()
-            done, waiting = [], []
-            for v in state.get("verify", []):
-                if now < float(v["due_at"]):
-                    waiting.append(v)
-                    continue
-                after = read(str(v["target"]), str(v["model"])) or {}
-                result = compare(v["before"], {k: float(x) for k, x in after.items() if k in v["before"]})
-                entry = {"ts": now, "outcome": "verified", "verification": result["outcome"],
-                         "signals": result["signals"], "action": v["action"], "incident": v["incident"],
-                         "target": v["target"], "key": v["key"], "mode": self.config.mode,
-                         "reason": f"{self.verify_delay_s:.0f}s after the action"}
-                done.append(entry)
-            if done:
-                state["verify"] = waiting
+            due = [v for v in state.get("verify", [])
+                   if now >= float(v["due_at"]) and str(v["key"]) not in self._verifying]
+            keys = {str(v["key"]) for v in due}
+            self._verifying |= keys
+            if not due:
+                return []
+        try:
+            # The signals are read when due; the probes then run outside the lock, all at once: each is a
+            # real request of seconds, and a decision (act) must not wait for them.
+            afters = {str(v["key"]): read(str(v["target"]), str(v["model"])) or {} for v in due}
+            probes: dict[str, dict[str, Any]] = {}
+            if probe is not None:
+                async def one(v: Mapping[str, Any]) -> None:
+                    got = await probe(str(v["target"]))
+                    probes[str(v["key"])] = {k: got.get(k) for k in PROBE_KEEP}
+
+                async with anyio.create_task_group() as tg:
+                    for v in due:
+                        tg.start_soon(one, v)
+            done = [self._verified(v, afters[str(v["key"])], probes.get(str(v["key"])), now) for v in due]
+            async with self._lock:
+                state = await self._state()
+                state["verify"] = [v for v in state.get("verify", []) if str(v["key"]) not in keys]
                 await self._save_state(state)
                 for entry in done:
                     await self._audit(entry)
             return done
+        finally:
+            self._verifying -= keys
+
+    def _verified(self, v: Mapping[str, Any], after: Mapping[str, float], probe: dict[str, Any] | None,
+                  now: float) -> dict[str, Any]:
+        result = compare(v["before"], {k: float(x) for k, x in after.items() if k in v["before"]})
+        entry = {"ts": now, "outcome": "verified", "verification": with_probe(result["outcome"], probe),
+                 "signals_verdict": result["outcome"], "signals": result["signals"], "action": v["action"],
+                 "incident": v["incident"], "target": v["target"], "key": v["key"], "mode": self.config.mode,
+                 "reason": f"{self.verify_delay_s:.0f}s after the action"}
+        if probe is not None:
+            entry["probe"] = probe
+        return entry
 
     async def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         return await audit_log(self.store, limit)

@@ -3,6 +3,11 @@
 Each numeric trigger signal is judged improved / unchanged / worse (a change within 5 % of its own size
 is "unchanged"); the outcome is whichever of improved or worse is more common, else unchanged. A signal
 missing afterwards is unknown, never 0; with none left the outcome is "unknown".
+
+When a canary probe ran beside the signals (:func:`with_probe`), users have the last word: a probe that
+ran and failed makes the verdict "worse" (the engine is not serving a real request after the action,
+whatever its metrics say); a probe that did not run cannot confirm anything, so "improved" becomes
+"unknown"; a probe that succeeded leaves the signals' verdict as it is.
 """
 
 from __future__ import annotations
@@ -51,3 +56,18 @@ def compare(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str
         up, down = verdicts.count("improved"), verdicts.count("worse")
         outcome = "improved" if up > down else "worse" if down > up else "unchanged"
     return {"outcome": outcome, "signals": per}
+
+
+# What a verification keeps of a probe's result (the full result is the probe's own business).
+PROBE_KEEP = ("ok", "ran", "status", "ttft_s", "tpot_s", "error")
+
+
+def with_probe(outcome: str, probe: Mapping[str, Any] | None) -> str:
+    """The signals' verdict combined with a probe's result (None: no probe configured)."""
+    if probe is None:
+        return outcome
+    if probe.get("ran") and not probe.get("ok"):
+        return "worse"
+    if not probe.get("ran") and outcome == "improved":
+        return "unknown"
+    return outcome

@@ -112,7 +112,7 @@ class Incident:
 
     def record_action(self, entry: dict[str, Any]) -> None:
         """The one place an actuation outcome (sent, failed, verified) lands on an incident."""
-        keep = ("ts", "outcome", "action", "key", "reason", "verification", "signals")
+        keep = ("ts", "outcome", "action", "key", "reason", "verification", "signals_verdict", "signals", "probe")
         self.actions.append({k: entry[k] for k in keep if k in entry})
 
     @property

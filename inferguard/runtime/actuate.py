@@ -2,9 +2,10 @@
 
 Each advisory of an open incident is offered once (per incident and action) to the actuator, which
 gates, audits and (live only) sends it; a sent or failed action lands on the incident. ``tick`` runs
-the verification of live actions whose delay has passed, against the newest signals, and lands the
-outcome on the incident too. In the daemon this is a sink of the fan-out (its own queue and task), so a
-slow actuation webhook never delays a scrape.
+the verification of live actions whose delay has passed, against the newest signals and (when the
+daemon has a canary probe) one probe of the target, and lands the outcome on the incident too. In the
+daemon this is a sink of the fan-out (its own queue and task), so a slow actuation webhook never delays
+a scrape.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from inferguard.pipeline import Pipeline
 from inferguard.protocols import EventDoc
+from inferguard.runtime.probing import ProbeRun
 
 # Lands an actuation outcome on the incident with that id (Incident.record_action); a no-op when gone.
 Record = Callable[[str, dict[str, Any]], None]
@@ -25,7 +27,7 @@ class Acting(Protocol):
 
     async def act(self, advisory: Mapping[str, Any], incident: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    async def verify_due(self, read: SignalReader) -> list[dict[str, Any]]: ...
+    async def verify_due(self, read: SignalReader, probe: ProbeRun | None = None) -> list[dict[str, Any]]: ...
 
     async def aclose(self) -> None: ...
 
@@ -49,14 +51,16 @@ def book_recorder(pipeline: Pipeline) -> Record:
 
 
 class ActuationLane:
-    """A :class:`~inferguard.protocols.Sink` (name ``actuation``) with a clock-driven ``tick``."""
+    """A :class:`~inferguard.protocols.Sink` (name ``actuation``) with a clock-driven ``tick``. ``probe``
+    (injected by runtime/build.py from the daemon's probes) joins each verification; None: signals only."""
 
     name = "actuation"
 
-    def __init__(self, actuator: Acting, record: Record, read: SignalReader) -> None:
+    def __init__(self, actuator: Acting, record: Record, read: SignalReader, probe: ProbeRun | None = None) -> None:
         self.actuator = actuator
         self.record = record
         self.read = read
+        self.probe = probe
         self.offered: set[tuple[str, str]] = set()
         self.decisions = 0
 
@@ -77,7 +81,7 @@ class ActuationLane:
                 self.record(iid, entry)
 
     async def tick(self) -> None:
-        for entry in await self.actuator.verify_due(self.read):
+        for entry in await self.actuator.verify_due(self.read, self.probe):
             self.record(str(entry["incident"]), entry)
 
     async def aclose(self) -> None:

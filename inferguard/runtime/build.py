@@ -36,6 +36,7 @@ from inferguard.runtime.actuate import ActuationLane, book_recorder, latest_read
 from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
 from inferguard.runtime.fanout import Fanout
 from inferguard.runtime.flow import Flow
+from inferguard.runtime.probing import ProbeRun, probe_runner
 from inferguard.sinks import (
     AlertmanagerChannel,
     Channel,
@@ -62,6 +63,9 @@ KEEP_RESOLVED = 1000
 # every scrape interval, at least this often: their own timers are seconds to hours.
 TICK_MAX_S = 5.0
 TICK_MIN_S = 0.5  # each tick saves the notifier's state: not more often than this, however fast the scrapes
+# A verification's probe is bounded well inside the daemon's limit on one tick (TICK_LIMIT_S, 120 s), so
+# a slow probe is recorded as not run instead of cancelling the verification it belongs to.
+VERIFY_PROBE_MAX_S = 60.0
 
 
 # -- sensing -----------------------------------------------------------------------------------------
@@ -137,6 +141,7 @@ class SinkContext:
     state: StateStore | None = None
     clock: Callable[[], float] = time.time
     pipeline: Pipeline | None = None
+    probe: ProbeRun | None = None  # the daemon's canary probe, for post-action verification
 
 
 SinkFactory = Callable[[Settings, SinkContext], "Sink | None"]
@@ -152,7 +157,7 @@ def _actuation_sink(settings: Settings, ctx: SinkContext) -> Sink | None:
     actuator = build_actuator(settings, ctx.state, clock=ctx.clock)
     if actuator is None:
         return None
-    return ActuationLane(actuator, book_recorder(ctx.pipeline), latest_reader(ctx.pipeline))
+    return ActuationLane(actuator, book_recorder(ctx.pipeline), latest_reader(ctx.pipeline), probe=ctx.probe)
 
 
 # Every sink by name, in delivery order; a factory returns None when its sink is not configured.
@@ -269,15 +274,18 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
     store = build_store(settings, clock=clock, log=log)
     pipeline = build_pipeline(settings, targets, keep_resolved=KEEP_RESOLVED)
+    probes = build_probes(settings) if outputs else []
+    # A live action's verification runs the daemon's probe too (docs/actuation.md), when it has one.
+    verify_probe = probe_runner(probes[0], targets, min(settings.probe.timeout_seconds, VERIFY_PROBE_MAX_S)) \
+        if probes else None
     sinks = build_sinks(settings, SinkContext(log=log, telemetry=telemetry, view=view, clock=clock,
                                               state=store if outputs else None,
-                                              pipeline=pipeline if outputs else None))
+                                              pipeline=pipeline if outputs else None, probe=verify_probe))
     fanout = Fanout(sinks, log=log, telemetry=telemetry)
     stage = build_stage(settings, brain)
     telemetry.watch_llm(lambda: getattr(stage.brain, "usage", None))  # local brain with an LLM only
     flow = Flow(pipeline, stage, store, publish=fanout.publish, clock=clock, log=log, telemetry=telemetry,
                 store_timeout_s=STORE_TIMEOUT_S)
-    probes = build_probes(settings) if outputs else []
     read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)
     if read_model is not None:
         read_model.add_targets((t.url, t.display) for t in targets)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -20,8 +21,10 @@ from inferguard.actuation import GateConfig, WebhookActuator, audit_log
 from inferguard.actuation.verify import compare
 from inferguard.config import Settings
 from inferguard.errors import ConfigError
+from inferguard.models import Target
 from inferguard.runtime.build import build_actuator
 from inferguard.runtime.oneshot import replay_outputs
+from inferguard.runtime.probing import probe_runner
 from inferguard.testing import FakeClock
 from tests.alerting_support import Clock, DictStateStore, receiver
 from tests.support import clean_env, free_port
@@ -118,6 +121,74 @@ async def test_live_over_a_real_timeline_sends_only_allowlisted_signed_and_verif
         assert inc.to_dict()["actions"] == inc.actions
         denied = [e for e in await audit_log(store) if e["outcome"] == "denied"]
         assert any(e["action"] == "scale_out" and "ALLOWLIST" in e["reason"] for e in denied)
+
+
+class BrokenProbe:
+    """A probe plugin with a defect: it raises instead of returning a result."""
+
+    async def probe(self, target: Target) -> dict[str, Any]:
+        raise RuntimeError("plugin bug")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class HeldProbe:
+    """A probe that answers only when the test lets it (a slow engine), then succeeds."""
+
+    def __init__(self) -> None:
+        self.release = anyio.Event()
+        self.started = anyio.Event()
+
+    async def probe(self, target: Target) -> dict[str, Any]:
+        self.started.set()
+        await self.release.wait()
+        return {"ok": True, "ran": True, "status": 200, "ttft_s": 0.05, "tpot_s": 0.01, "tokens": 4, "error": None}
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_probe_that_did_not_run_says_so_and_never_counts_as_improved() -> None:
+    with receiver() as rec:
+        clock = Clock()
+        store = DictStateStore()
+        act = live(f"{rec.url}/act", store, clock)
+        assert (await act.act(advisory(), incident()))["outcome"] == "sent"
+        clock.now += 31
+        better = {"kv_usage": 0.5, "preemptions_per_s": 0.0}  # both trigger signals improved
+        (entry,) = await act.verify_due(lambda t, m: better, probe_runner(BrokenProbe(), [], 5))
+        await act.aclose()
+    assert entry["signals_verdict"] == "improved" and entry["verification"] == "unknown"
+    assert entry["probe"]["ran"] is False and entry["probe"]["ok"] is False
+    assert "RuntimeError: plugin bug" in entry["probe"]["error"]
+    assert (await audit_log(store))[-1] == entry
+
+
+async def test_a_decision_never_waits_for_a_verification_probe() -> None:
+    with receiver() as rec:
+        clock = Clock()
+        act = live(f"{rec.url}/act", DictStateStore(), clock)
+        await act.act(advisory(), incident("inc-1"))
+        clock.now += 31
+        held = HeldProbe()
+        done: list[dict[str, Any]] = []
+
+        async def verify() -> None:
+            done.extend(await act.verify_due(lambda t, m: {"kv_usage": 0.5}, probe_runner(held, [], 5)))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(verify)
+            await held.started.wait()
+            # The probe is in flight: a second verification pass does not judge the same action again, and
+            # another target's action is decided and sent meanwhile.
+            assert await act.verify_due(lambda t, m: {}) == []
+            other = await act.act(advisory(), incident("inc-2", target="http://e2/metrics"))
+            assert other["outcome"] == "sent"
+            held.release.set()
+        await act.aclose()
+    (entry,) = done
+    assert entry["incident"] == "inc-1" and entry["probe"]["ok"] is True and entry["verification"] == "improved"
 
 
 async def test_cooldowns_budget_and_never_live_for_low_confidence_or_synthetic() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from inferguard.actuation import gate
 from inferguard.actuation.signing import sign
-from inferguard.actuation.verify import compare, judge
+from inferguard.actuation.verify import compare, judge, with_probe
 
 CFG = gate.GateConfig(mode="live", allowlist=frozenset({"throttle_concurrency"}), min_confidence=0.7)
 
@@ -55,6 +55,21 @@ def test_judge_and_compare() -> None:
     assert compare({"kv_usage": 0.5}, {})["outcome"] == "unknown"
     assert compare({"kv_usage": 0.5, "requests_waiting": 10}, {"kv_usage": 0.9, "requests_waiting": 1})[
         "outcome"] == "unchanged"
+
+
+def test_a_probe_has_the_last_word_only_against_improvement() -> None:
+    ok = {"ok": True, "ran": True, "ttft_s": 0.1}
+    failed = {"ok": False, "ran": True, "ttft_s": None, "error": "HTTP 502"}
+    not_run = {"ok": False, "ran": False, "ttft_s": None, "error": "the probe could not start"}
+    for signals in ("improved", "unchanged", "worse", "unknown"):
+        assert with_probe(signals, None) == signals  # no probe configured: the signals alone
+        assert with_probe(signals, ok) == signals  # users served: the signals decide
+        assert with_probe(signals, failed) == "worse"  # users failing after the action
+    # A probe that did not run confirms nothing: never counted as improved, and never invents "worse".
+    assert [with_probe(s, not_run) for s in ("improved", "unchanged", "worse", "unknown")] == [
+        "unknown", "unchanged", "worse", "unknown"]
+    # ok without ran (a malformed result) is not a success.
+    assert with_probe("improved", {"ok": True, "ran": False}) == "unknown"
 
 
 def test_signature_covers_timestamp_and_body() -> None:
