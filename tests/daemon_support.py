@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,66 @@ def playback(timeline: Path, start: int = 0) -> Iterator[str]:
 
     with serve(route) as base:
         yield f"{base}/metrics"
+
+
+@contextlib.contextmanager
+def playback_with_api(timeline: Path, api: str, start: int = 0) -> Iterator[str]:
+    """:func:`playback`'s engine with an OpenAI-compatible API on the same host and port, as a real vLLM
+    has: /metrics plays back the recorded pages, /v1/... is relayed to ``api`` (the simulator) as it
+    streams, the way a reverse proxy in front of an engine would; an ``api`` that is down answers 502.
+    Yields the /metrics URL."""
+    pages = [s.body or "" for s in read_timeline(timeline)][start:]
+    at = [0]
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _relay(self, method: str) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+            try:
+                with httpx.stream(method, f"{api}{self.path}", content=body, headers=headers, timeout=30,
+                                  trust_env=False) as resp:
+                    self.send_response(resp.status_code)
+                    self.send_header("Content-Type", resp.headers.get("content-type", "application/json"))
+                    self.send_header("Connection", "close")  # HTTP/1.0: the body ends when the connection does
+                    self.end_headers()
+                    for chunk in resp.iter_raw():
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+            except httpx.TransportError as exc:
+                self._reply(502, f"bad gateway: {type(exc).__name__}".encode(), "text/plain")
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/v1/"):
+                return self._relay("GET")
+            if not self.path.startswith("/metrics"):
+                return self._reply(404, b"not found", "text/plain")
+            with lock:
+                page = pages[min(at[0], len(pages) - 1)]
+                at[0] += 1
+            self._reply(200, page.encode(), "text/plain; version=0.0.4")
+
+        def do_POST(self) -> None:
+            if self.path.startswith("/v1/"):
+                return self._relay("POST")
+            self._reply(404, b"not found", "text/plain")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -23,7 +23,7 @@ from inferguard.models import Target
 from inferguard.runtime.build import build_daemon
 from inferguard.runtime.daemon import DaemonOptions
 from tests.alerting_support import Request, receiver
-from tests.daemon_support import Watch, env_for, playback, set_scenario, simulator
+from tests.daemon_support import Watch, env_for, playback, playback_with_api, set_scenario, simulator
 from tests.integration.test_alertmanager import alertmanager, am_alerts, am_hook  # noqa: F401 (fixtures)
 from tests.support import free_port
 
@@ -89,8 +89,13 @@ def state_doc(tmp_path: Path, key: str) -> dict[str, Any]:
     db = tmp_path / "state" / "inferguard.db"
     if not db.exists():
         return {}
-    with sqlite3.connect(db) as c:
-        row = c.execute("SELECT doc FROM state WHERE key = ?", (key,)).fetchone()
+    try:
+        with sqlite3.connect(db) as c:
+            row = c.execute("SELECT doc FROM state WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError as exc:  # read while the daemon was still creating its schema
+        if "no such table" not in str(exc):
+            raise
+        return {}
     return json.loads(row[0]) if row else {}
 
 
@@ -143,6 +148,49 @@ def test_watch_actuation_dry_run_records_its_decisions_and_off_does_nothing(tmp_
     assert [e["detail"].split()[0] for e in watch.events("actuation.dry_run")] == ["action=throttle_concurrency"]
     # Every other advisory was refused, and says why (not allowlisted).
     assert all(e["outcome"] == "denied" and "ALLOWLIST" in e["reason"] for e in audit if e not in dry)
+
+
+def audit_entries(tmp_path: Path, outcome: str) -> list[dict[str, Any]]:
+    return [e for e in state_doc(tmp_path, "actuation.audit").get("entries", []) if e["outcome"] == outcome]
+
+
+@pytest.mark.parametrize("api_up", [True, False], ids=["probe-answers", "probe-endpoint-dead"])
+def test_watch_verifies_a_live_action_with_a_canary_probe(tmp_path: Path, api_up: bool) -> None:
+    # A real vLLM's pages (the gate refuses simulator incidents) on an engine whose OpenAI API is the
+    # simulator's, relayed as it streams; or, dead, a closed port behind the relay (HTTP 502).
+    secret = "a-long-enough-test-secret"
+    with simulator(tmp_path) as sim, receiver() as rec:
+        api = sim if api_up else f"http://127.0.0.1:{free_port()}"
+        with playback_with_api(DATA / "vllm_kv_overload.jsonl.gz", api, start=12) as engine:
+            env = env_for(tmp_path, INFERGUARD_ACTUATION_MODE="live", INFERGUARD_ACTUATION_ENDPOINT=f"{rec.url}/act",
+                          INFERGUARD_ACTUATION_ALLOWLIST="throttle_concurrency", INFERGUARD_ACTUATION_SECRET=secret,
+                          INFERGUARD_ACTUATION_VERIFY_DELAY="1", INFERGUARD_PROBE_EVERY="3600",
+                          INFERGUARD_PROBE_TIMEOUT_SECONDS="10", INFERGUARD_PROBE_MAX_TOKENS="4")
+            watch = Watch([engine, "--interval", "0.5", "--no-listen"], env, tmp_path)
+            try:
+                (verified,) = watch.wait_for(lambda: audit_entries(tmp_path, "verified"), 60, "a verification")
+                resolved = watch.wait_for(lambda: [e["incident"] for e in watch.events("incident.resolved")
+                                                   if e["incident"]["id"] == verified["incident"]], 60, "resolved")
+            finally:
+                assert watch.stop() == 0, watch.stderr()
+    (sent,) = audit_entries(tmp_path, "sent")
+    assert len(rec.on("/act")) == 1 and sent["key"] == verified["key"]
+    probe = verified["probe"]
+    assert set(probe) == {"ok", "ran", "status", "ttft_s", "tpot_s", "error"}
+    if api_up:
+        assert probe["ok"] is True and probe["ran"] is True and probe["status"] == 200 and probe["error"] is None
+        assert probe["ttft_s"] > 0 and probe["tpot_s"] is not None
+        # A probe that answered leaves the signals' verdict as it is.
+        assert verified["verification"] == verified["signals_verdict"]
+    else:
+        assert probe["ok"] is False and probe["ran"] is True and probe["ttft_s"] is None
+        assert "HTTP 502" in probe["error"]  # found out asking /v1/models, before the request itself
+        # Users get errors after the action: "worse", whatever the signals say.
+        assert verified["verification"] == "worse"
+    # The outcome landed on the incident itself (its resolved document carries it), not only in the audit.
+    on_incident = [a for a in resolved[0]["actions"] if a["outcome"] == "verified"]
+    assert on_incident == [{k: verified[k] for k in on_incident[0]}] and on_incident[0]["probe"] == probe
+    assert secret not in "".join(watch.raw)
 
 
 def test_watch_probes_each_target_on_its_schedule(tmp_path: Path) -> None:
