@@ -6,30 +6,39 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio
 import typer
 
 from inferguard.actuation import audit_log
 from inferguard.config import Settings
-from inferguard.errors import ConfigError, InferGuardError
-from inferguard.exitcodes import EXIT_USAGE, fail
-from inferguard.memory.build import open_local
+from inferguard.errors import ConfigError, InferGuardError, MemoryBackendError
+from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
+from inferguard.memory.build import open_local, open_memory
 from inferguard.memory.sqlite import SqliteStore
+from inferguard.memory.store import Memory
 from inferguard.probes import LocalProbe
+from inferguard.protocols import StateStore
 from inferguard.runtime.build import build_actuator, build_notifier, build_probe
 from inferguard.runtime.oneshot import replay_outputs
 from inferguard.sinks import add_silence, expire_silence, list_silences
 from inferguard.testing import FakeClock
+from inferguard.urls import redact_urls
 
 silence_app = typer.Typer(no_args_is_help=True, help="Silence notifications for a target and anomaly code.")
 actions_app = typer.Typer(no_args_is_help=True, help="The actuation audit log.")
+T = TypeVar("T")
 
 
 def state_store(settings: Settings) -> SqliteStore:
-    """Notification, silence and actuation state live in incident memory's store, shared with the daemon."""
+    """The embedded store in the state directory: ``replay --notify``'s notification state."""
     return open_local(settings.memory)
+
+
+# Where each remote state backend is configured, for the error that names it.
+STATE_SETTING = {"redis": "INFERGUARD_REDIS_URL", "upstash": "UPSTASH_REDIS_REST_URL"}
+SETTLE_S = 5.0  # how long a command waits for its write to reach the remote state backend
 
 
 def _settings() -> Settings:
@@ -42,20 +51,51 @@ def _settings() -> Settings:
 def _run(fn: Any, *args: Any) -> Any:
     try:
         return anyio.run(fn, *args)
+    except MemoryBackendError as exc:  # the configured state backend did not answer: said in one line
+        raise fail(exc, default=EXIT_SOFTWARE) from None
     except InferGuardError as exc:  # a bad argument found late is still a usage error; a bad timeline is 65
         raise fail(exc, default=EXIT_USAGE) from None
 
 
-def _with_store(use: Callable[[SqliteStore], Awaitable[Any]]) -> Any:
-    store = state_store(_settings())
+def _unreachable(memory: Memory, command: str, outcome: str) -> MemoryBackendError | None:
+    """The error for a state backend that did not answer (at start, on a read or a write), or None."""
+    state = memory.state
+    if state is None:
+        return None
+    reason = memory.degraded.get(state.name) or memory.fallbacks.get(state.name)
+    if reason is None and not memory.spooled.get(state.name):
+        return None
+    why = " ".join(redact_urls(reason or "writes to it are still waiting here").split())[:300]
+    return MemoryBackendError(f"{command}: the state backend {state.name} ({STATE_SETTING.get(state.name, '?')}) "
+                              f"did not answer: {why}; {outcome}")
 
-    async def go() -> Any:
+
+def _with_store(command: str, use: Callable[[StateStore], Awaitable[T]], *, writes: bool = False) -> T:
+    """Run ``use`` on the configured memory's state, the StateStore the daemon's notifier and actuator use
+    (Redis or Upstash Redis when configured, else the embedded store). Unlike the daemon, a command does not
+    carry on without the remote: the daemon would not see what it wrote, so it fails, naming the backend."""
+    settings = _settings()
+
+    async def go() -> T:
+        memory = open_memory(settings.memory, log=lambda event, **kw: None)  # errors are said once, below
         try:
-            return await use(store)
+            await memory.start()
+            before = _unreachable(memory, command, "nothing was changed" if writes else "nothing was read")
+            if before is not None:
+                raise before
+            result = await use(memory)
+            if writes:
+                await memory.settle(SETTLE_S)
+            after = _unreachable(memory, command, "the change is kept in the embedded store and sent when "
+                                 "InferGuard next reaches it; until then the daemon does not see it" if writes
+                                 else "what the daemon holds may differ")
+            if after is not None:
+                raise after
+            return result
         finally:
-            await store.aclose()
+            await memory.aclose()
 
-    return _run(go)
+    return cast(T, _run(go))
 
 
 @silence_app.command("add")
@@ -66,8 +106,8 @@ def silence_add(
     comment: Annotated[str, typer.Option(metavar="TEXT", help="why (shown in `silence list`)")],
 ) -> None:
     """Stop notifications about CODE on TARGET for a while (the resolve of an announced incident still goes out)."""
-    sil = _with_store(lambda store: add_silence(store, target=target, code=code, duration=for_, comment=comment,
-                                                now=time.time()))
+    sil = _with_store("silence add", lambda store: add_silence(store, target=target, code=code, duration=for_,
+                                                               comment=comment, now=time.time()), writes=True)
     typer.echo(json.dumps(sil))
 
 
@@ -76,14 +116,15 @@ def silence_list(
     all_: Annotated[bool, typer.Option("--all", help="include expired silences")] = False,
 ) -> None:
     """Active silences as JSON lines (with --all, the expired ones of the last week too)."""
-    for s in _with_store(lambda store: list_silences(store, time.time(), include_expired=all_)):
+    for s in _with_store("silence list", lambda store: list_silences(store, time.time(), include_expired=all_)):
         typer.echo(json.dumps(s))
 
 
 @silence_app.command("expire")
 def silence_expire(silence_id: Annotated[str, typer.Argument(metavar="ID", help="the silence's id (sil-…)")]) -> None:
     """End a silence now."""
-    typer.echo(json.dumps(_with_store(lambda store: expire_silence(store, silence_id, time.time()))))
+    typer.echo(json.dumps(_with_store("silence expire", lambda store: expire_silence(store, silence_id, time.time()),
+                                  writes=True)))
 
 
 @actions_app.command("list")
@@ -91,7 +132,7 @@ def actions_list(
     limit: Annotated[int, typer.Option(metavar="N", help="newest entries to show")] = 50,
 ) -> None:
     """Every actuation decision, oldest first, as JSON lines: denied (and why), dry_run, sent, failed, verified."""
-    for entry in _with_store(lambda store: audit_log(store, limit)):
+    for entry in _with_store("actions list", lambda store: audit_log(store, limit)):
         typer.echo(json.dumps(entry))
 
 

@@ -1,0 +1,132 @@
+"""`inferguard silence add|list|expire` and `actions list` against the CONFIGURED memory, as an operator runs
+them: with a real redis-server as incident memory's state, a silence made from the CLI is the one the
+daemon's notifier (built over that Redis, from another state directory) holds, and expiring it ends it.
+With Redis down, the commands fail in one line naming it and change nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferguard.actuation import GateConfig, WebhookActuator
+from inferguard.config import Settings
+from inferguard.memory.build import open_memory
+from inferguard.runtime.build import build_notifier
+from inferguard.testing import FakeClock
+from tests.alerting_support import receiver
+from tests.memory.redis_server import REDIS, RedisServer
+from tests.support import clean_env, free_port
+
+pytestmark = pytest.mark.redis
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "s3cret-redis-pw"
+TARGET = "http://vllm-a:8000/metrics"
+
+
+def run(state: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = clean_env() | {"INFERGUARD_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)} | env
+    return subprocess.run([sys.executable, "-m", "inferguard", *args], env=full, cwd=state.parent,
+                          capture_output=True, text=True, timeout=120)
+
+
+def ok(p: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert p.returncode == 0, p.stderr
+    assert PASSWORD not in p.stdout + p.stderr
+    return p
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server that wants a password: the URL carries a secret no output may show."""
+    if REDIS is None:
+        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
+    server = RedisServer(tmp_path / "redis", password=PASSWORD)
+    server.start()
+    yield server
+    server.stop()
+
+
+def event(iid: str, code: str) -> dict[str, Any]:
+    inc = {"id": iid, "target": TARGET, "engine": "vllm-v1", "model": "m", "severity": "warning", "status": "open",
+           "codes": [code], "anomalies": [{"code": code, "active": True}], "opened_at": time.time()}
+    return {"event": "incident.opened", "ts": time.time(), "changes": [], "incident": inc}
+
+
+async def heard(tmp_path: Path, redis_url: str, hook: str, events: list[dict[str, Any]]) -> int:
+    """Send ``events`` through a notifier built as the daemon builds it, over the Redis state, from a state
+    directory of its own (so nothing can come from the CLI's embedded store); returns deliveries."""
+    settings = Settings.load(env_file=None, memory={"redis_url": redis_url, "state_dir": tmp_path / "daemon"},
+                             notify={"webhook_url": hook})
+    memory = open_memory(settings.memory)
+    notifier = build_notifier(settings, memory, clock=FakeClock(time.time()))  # the CLI's silences are wall-clock
+    assert notifier is not None
+    try:
+        for e in events:
+            await notifier.send(e)
+        return int(notifier.counts.get("delivered", 0))
+    finally:
+        await notifier.aclose()
+        await memory.aclose()
+
+
+async def test_a_silence_from_the_cli_holds_in_a_notifier_over_the_same_redis(
+        tmp_path: Path, locked_redis: RedisServer) -> None:
+    env = {"INFERGUARD_REDIS_URL": locked_redis.url}
+    sil = json.loads(ok(run(tmp_path / "cli", "silence", "add", "--target", "http://vllm-a*", "--code", "kv_pressure",
+                            "--for", "2h", "--comment", "resizing the pool", env=env)).stdout)
+    # Another host's CLI (its own state directory) lists it: it lives in Redis.
+    listed = [json.loads(line) for line in ok(run(tmp_path / "other", "silence", "list", env=env)).stdout.splitlines()]
+    assert [s["id"] for s in listed] == [sil["id"]]
+    with receiver() as rec:
+        hook = f"{rec.url}/hook"
+        # Silenced: kv_pressure on that target; a new kind of trouble on it still pages.
+        assert await heard(tmp_path, locked_redis.url, hook, [event("inc-1", "kv_pressure")]) == 0
+        assert await heard(tmp_path, locked_redis.url, hook, [event("inc-2", "queue_buildup")]) == 1
+        ok(run(tmp_path / "other", "silence", "expire", sil["id"], env=env))
+        assert await heard(tmp_path, locked_redis.url, hook, [event("inc-3", "kv_pressure")]) == 1
+        assert [r.json()["groupLabels"]["incident_id"] for r in rec.on("/hook")] == ["inc-2", "inc-3"]
+    assert ok(run(tmp_path / "cli", "silence", "list", env=env)).stdout == ""
+    assert sil["id"] in ok(run(tmp_path / "cli", "silence", "list", "--all", env=env)).stdout
+
+
+async def test_actions_list_reads_the_audit_the_actuator_keeps_in_redis(
+        tmp_path: Path, locked_redis: RedisServer) -> None:
+    settings = Settings.load(env_file=None, memory={"redis_url": locked_redis.url, "state_dir": tmp_path / "daemon"})
+    memory = open_memory(settings.memory)
+    act = WebhookActuator(GateConfig(mode="dry_run", allowlist=frozenset({"throttle_concurrency"})), memory)
+    advisory = {"action": "throttle_concurrency", "confidence": 0.9, "parameters": {"max_concurrency": 4}}
+    inc = {"id": "inc-9", "target": TARGET, "model": "m", "severity": "critical", "synthetic": False}
+    entry = await act.act(advisory, inc)
+    await act.aclose()
+    await memory.aclose()
+    p = ok(run(tmp_path / "cli", "actions", "list", env={"INFERGUARD_REDIS_URL": locked_redis.url}))
+    (listed,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert listed["outcome"] == "dry_run" and listed["key"] == entry["key"]
+
+
+def test_with_redis_down_the_commands_say_so_in_one_line_and_change_nothing(tmp_path: Path) -> None:
+    dead = {"INFERGUARD_REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
+            "INFERGUARD_MEMORY_TIMEOUT_SECONDS": "2"}
+    runs = {
+        "silence add": run(tmp_path / "cli", "silence", "add", "--target", "*", "--code", "*", "--for", "1h",
+                           "--comment", "x", env=dead),
+        "silence list": run(tmp_path / "cli", "silence", "list", env=dead),
+        "silence expire": run(tmp_path / "cli", "silence", "expire", "sil-00000000", env=dead),
+        "actions list": run(tmp_path / "cli", "actions", "list", env=dead),
+    }
+    for command, p in runs.items():
+        assert p.returncode == 70, (command, p.stderr)
+        (line,) = p.stderr.strip().splitlines()
+        assert line.startswith(f"inferguard: {command}: the state backend redis (INFERGUARD_REDIS_URL) did not answer")
+        assert PASSWORD not in p.stdout + p.stderr and "Traceback" not in p.stderr
+        assert p.stdout == ""
+    assert "nothing was changed" in runs["silence add"].stderr
+    # Nothing was written here either: without Redis configured, the embedded store has no silence.
+    assert ok(run(tmp_path / "cli", "silence", "list", "--all", env={})).stdout == ""
