@@ -1,7 +1,8 @@
 """`inferguard silence add|list|expire` and `actions list` against the CONFIGURED memory, as an operator runs
 them: with a real redis-server as incident memory's state, a silence made from the CLI is the one the
 daemon's notifier (built over that Redis, from another state directory) holds, and expiring it ends it.
-With Redis down, the commands fail in one line naming it and change nothing."""
+With Redis down, the commands fail in one line naming it and change nothing. Upstash Redis (the loopback
+protocol double of its REST API, tests/memory/upstash_double.py, over a real redis-server) alike."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from inferguard.runtime.build import build_notifier
 from inferguard.testing import FakeClock
 from tests.alerting_support import receiver
 from tests.memory.redis_server import REDIS, RedisServer
+from tests.memory.test_memory_cli_remote import upstash  # noqa: F401 (the fixture)
+from tests.memory.upstash_double import UpstashDouble
 from tests.support import clean_env, free_port
 
 pytestmark = pytest.mark.redis
@@ -130,3 +133,21 @@ def test_with_redis_down_the_commands_say_so_in_one_line_and_change_nothing(tmp_
     assert "nothing was changed" in runs["silence add"].stderr
     # Nothing was written here either: without Redis configured, the embedded store has no silence.
     assert ok(run(tmp_path / "cli", "silence", "list", "--all", env={})).stdout == ""
+
+
+def test_silences_through_upstash_redis_and_a_clear_line_when_it_is_down(
+        tmp_path: Path, upstash: UpstashDouble) -> None:  # noqa: F811 (the fixture imported above)
+    env = {"UPSTASH_REDIS_REST_URL": upstash.url, "UPSTASH_REDIS_REST_TOKEN": upstash.token}
+    sil = json.loads(ok(run(tmp_path / "one-host", "silence", "add", "--target", "*", "--code", "kv_pressure",
+                            "--for", "30m", "--comment", "maintenance", env=env)).stdout)
+    listed = ok(run(tmp_path / "other-host", "silence", "list", env=env)).stdout
+    assert [json.loads(line)["id"] for line in listed.splitlines()] == [sil["id"]]
+    upstash.fail = "down"
+    down = run(tmp_path / "other-host", "silence", "expire", sil["id"], env=env)
+    assert down.returncode == 70 and down.stdout == ""
+    (line,) = down.stderr.strip().splitlines()
+    assert line.startswith("inferguard: silence expire: the state backend upstash (UPSTASH_REDIS_REST_URL) did not "
+                           "answer") and line.endswith("nothing was changed")
+    assert upstash.token not in down.stderr
+    upstash.fail = None
+    assert sil["id"] in ok(run(tmp_path / "one-host", "silence", "list", env=env)).stdout  # still active
