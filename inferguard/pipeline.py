@@ -15,7 +15,7 @@ from inferguard import normalise
 from inferguard.detectors import DetectorBank, DetectorConfig
 from inferguard.errors import ExpositionError
 from inferguard.incidents import IncidentBook, IncidentEvent
-from inferguard.models import Finding, Scrape, Signals, Target
+from inferguard.models import Exposition, Finding, Scrape, Signals, Target
 from inferguard.normalise.target import MAX_MODELS
 from inferguard.sources.exposition import MAX_LABEL_LENGTH, MAX_SERIES, ExpositionParser
 
@@ -107,39 +107,49 @@ class Pipeline:
         return self._state(url).synthetic
 
     # -- the cycle -----------------------------------------------------------------------------
-    def observe(self, scrape: Scrape) -> Observation:
+    def parse(self, scrape: Scrape) -> Exposition | str:
+        """The page of a scrape that answered, parsed, or the reason it is not a page of metrics.
+
+        Touches only the target's own parser, so the daemon may run it in a worker thread while other
+        targets are processed (never two scrapes of one target at once)."""
+        if scrape.error is not None:
+            return scrape.error
+        if scrape.body is None:
+            return "not_metrics"
+        try:
+            return self._state(scrape.target).parser.parse(scrape.body)
+        except ExpositionError as exc:
+            return exc.reason
+
+    def observe(self, scrape: Scrape, parsed: Exposition | str | None = None) -> Observation:
+        """Fold one scrape in: normalise, detect, update incidents. ``parsed`` is :meth:`parse`'s answer
+        when the caller parsed the page already (off the event loop)."""
         st = self._state(scrape.target)
-        error = scrape.error
         signals: tuple[Signals, ...] = ()
         engine_now: str | None = None
         dropped: dict[str, int] = {}
-        if error is None and scrape.body is not None:
-            try:
-                exp = st.parser.parse(scrape.body)
-            except ExpositionError as exc:
-                error = exc.reason
-            if error is None:
-                result = st.normaliser.update(scrape.ts, exp)
-                st.engine = result.engine if result.engine != "unknown" else st.engine
-                signals = result.signals
-                st.synthetic = SIMULATOR_MARKER in scrape.body
-                if st.failing:
-                    self.bank.mark_returned(scrape.target)
-                for s in signals:
-                    st.model_findings[s.model] = self.bank.observe(s)
-                    st.latest[s.model] = s
-                present = {s.model for s in signals}
-                for gone in [m for m in st.latest if m not in present]:
-                    # A model that left the page takes its anomalies with it (the incident can resolve).
-                    del st.latest[gone]
-                    st.model_findings.pop(gone, None)
-                    self.bank.forget(scrape.target, gone)
-                if signals and st.model not in present:
-                    st.model = signals[0].model
-                engine_now = result.engine
-                dropped = {**exp.dropped, **result.dropped}
-        elif error is None:
-            error = "not_metrics"
+        page = self.parse(scrape) if parsed is None else parsed
+        error = page if isinstance(page, str) else None
+        if not isinstance(page, str):
+            result = st.normaliser.update(scrape.ts, page)
+            st.engine = result.engine if result.engine != "unknown" else st.engine
+            signals = result.signals
+            st.synthetic = SIMULATOR_MARKER in (scrape.body or "")
+            if st.failing:
+                self.bank.mark_returned(scrape.target)
+            for s in signals:
+                st.model_findings[s.model] = self.bank.observe(s)
+                st.latest[s.model] = s
+            present = {s.model for s in signals}
+            for gone in [m for m in st.latest if m not in present]:
+                # A model that left the page takes its anomalies with it (the incident can resolve).
+                del st.latest[gone]
+                st.model_findings.pop(gone, None)
+                self.bank.forget(scrape.target, gone)
+            if signals and st.model not in present:
+                st.model = signals[0].model
+            engine_now = result.engine
+            dropped = {**page.dropped, **result.dropped}
         st.failing = error is not None
         target_findings = self.bank.target_status(
             scrape.target, scrape.ts, error=error, engine=engine_now, dropped=dropped)

@@ -285,7 +285,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     stage = build_stage(settings, brain)
     telemetry.watch_llm(lambda: getattr(stage.brain, "usage", None))  # local brain with an LLM only
     flow = Flow(pipeline, stage, store, publish=fanout.publish, clock=clock, log=log, telemetry=telemetry,
-                store_timeout_s=STORE_TIMEOUT_S)
+                store_timeout_s=STORE_TIMEOUT_S, offload_parse=True)
     read_model = next((s for s in sinks if isinstance(s, ReadModel)), None)
     if read_model is not None:
         read_model.add_targets((t.url, t.display) for t in targets)

@@ -346,7 +346,10 @@ class Daemon:
                 self._in_flight.add(t.url)
                 tg.start_soon(one, t)
             if due and self._tg is not None:
-                with anyio.move_on_after(self._tick):  # stragglers finish in the background
+                # Stragglers finish in the background. Waiting a whole tick for them made a cycle end just
+                # after the next tick was due, so the loop skipped it: every target, the healthy ones too,
+                # was scraped every other tick whenever one target was slow. Half a tick leaves room.
+                with anyio.move_on_after(self._tick / 2):
                     await landed.wait()
         self._counts["cycles"] += 1
         self.health.beat()

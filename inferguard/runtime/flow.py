@@ -26,6 +26,11 @@ from inferguard.telemetry import Telemetry
 Publish = Callable[[EventDoc], None]
 
 
+# Pages at least this long (characters) are parsed in a worker thread by the daemon; a real vLLM page
+# is ~50,000 and parses in about a millisecond on the loop, where a thread hop would cost more.
+OFFLOAD_PARSE_CHARS = 256 * 1024
+
+
 def worth_advising(ev: IncidentEvent) -> bool:
     """Re-diagnose when the incident opened or its anomalies or severity changed, not on every refresh."""
     if ev.kind == "resolved":
@@ -43,7 +48,7 @@ class Flow:
     def __init__(self, pipeline: Pipeline, stage: BrainStage | None, store: IncidentStore, *,
                  publish: Publish | None = None, clock: Callable[[], float] | None = None, log: Any = None,
                  telemetry: Telemetry | None = None, store_timeout_s: float | None = None,
-                 similar_limit: int = 5) -> None:
+                 similar_limit: int = 5, offload_parse: bool = False) -> None:
         self.pipeline = pipeline
         self.stage = stage
         self.store = store
@@ -55,9 +60,19 @@ class Flow:
         self.similar_limit = similar_limit
         self.counts = {"opened": 0, "resolved": 0, "store_failures": 0}
         self.proactive: dict[str, Answer] = {}
+        # The daemon parses big pages off the event loop; replay and scan, which have no schedule, do not.
+        self.offload_parse = offload_parse
+        self._parse_limiter: anyio.CapacityLimiter | None = None
 
     async def process(self, scrape: Scrape) -> Observation:
-        obs = self.pipeline.observe(scrape)
+        parsed = None
+        if self.offload_parse and scrape.body is not None and len(scrape.body) >= OFFLOAD_PARSE_CHARS:
+            # A big page parses for tens of milliseconds to seconds: in a worker thread, one at a time,
+            # the event loop keeps every other target on its schedule (the GIL switches every 5 ms).
+            if self._parse_limiter is None:
+                self._parse_limiter = anyio.CapacityLimiter(1)
+            parsed = await anyio.to_thread.run_sync(self.pipeline.parse, scrape, limiter=self._parse_limiter)
+        obs = self.pipeline.observe(scrape, parsed)
         for ev in obs.events:
             if self.stage is not None and worth_advising(ev):
                 await self._advise(ev)

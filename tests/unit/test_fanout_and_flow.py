@@ -152,3 +152,30 @@ def test_a_cycles_listeners_share_one_build_of_the_open_incidents() -> None:
     assert first == second == [{"id": "inc-1"}] and len(builds) == 1
     first.append({"id": "mine"})  # a listener's own list: the next listener is not affected
     assert docs() == [{"id": "inc-1"}]
+
+
+async def test_the_daemon_parses_a_big_page_off_the_event_loop() -> None:
+    import threading
+
+    from inferguard.models import Scrape
+    from inferguard.runtime.flow import OFFLOAD_PARSE_CHARS
+
+    where: list[str] = []
+    for offload in (True, False):
+        flow = build_flow(Settings.load(env_file=None))
+        flow.offload_parse = offload
+        real = flow.pipeline.parse
+
+        def spy(scrape: Scrape, real: Any = real) -> Any:
+            where.append(threading.current_thread().name)
+            return real(scrape)
+
+        flow.pipeline.parse = spy  # type: ignore[method-assign]
+        small = "vllm:num_requests_waiting{model_name=\"m\"} 0\n"
+        big = small + "".join(f"other_metric{{i=\"{i}\"}} {i}\n" for i in range(OFFLOAD_PARSE_CHARS // 20))
+        for body in (small, big):
+            obs = await flow.process(Scrape(target="http://e:8000/metrics", ts=1.0, body=body))
+            assert obs.error is None
+    main = threading.main_thread().name
+    assert where[0] == main and where[1] != main  # offloaded: only the big page leaves the loop's thread
+    assert where[2:] == [main, main]  # replay and scan parse in line
