@@ -263,8 +263,10 @@ def test_prefix_cache_churn_is_a_regression(engines: EnginePool, words: list[str
     assert ph["random"].start <= seen <= due + 2 * INTERVAL + JITTER_S, (
         f"prefix_cache_regression at {seen - ph['random'].start:+.1f}s from the churn onset, "
         f"{seen - due:+.1f}s from when the engine showed it (budget: two {INTERVAL:g}s intervals)\n{story}")
-    # Re-prefilling uncached prompts may slow the first token; nothing else is wrong with this engine.
-    spurious = codes_of(events) - {"prefix_cache_regression", "ttft_regression"}
+    # Re-prefilling uncached prompts slows the first token, and on this CPU the other client's decode
+    # too: a ~2 s prefill runs in the same engine steps as its tokens (a CI run saw ITL rise 5 s into
+    # the churn, diagnosed prefix_cache_thrash from the first message). Nothing else is wrong.
+    spurious = codes_of(events) - {"prefix_cache_regression", "ttft_regression", "itl_regression"}
     assert not spurious, f"spurious anomalies: {spurious}\n{story}"
     incident = opened(events)[0]
     assert incident["diagnosis"]["root_cause"] == "prefix_cache_thrash", f"diagnosis\n{story}"

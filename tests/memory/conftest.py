@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inferguard.memory import SqliteStore
-from tests.memory.redis_server import REDIS, RedisServer
+from tests.memory.redis_server import PASSWORD, REDIS, RedisServer
 
 
 @pytest.fixture
@@ -21,6 +21,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     if REDIS is None:
         pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
     server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server that wants a password: the URL carries a secret no output may show."""
+    if REDIS is None:
+        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
+    server = RedisServer(tmp_path / "redis", password=PASSWORD)
     server.start()
     yield server
     server.stop()

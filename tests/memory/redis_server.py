@@ -12,6 +12,8 @@ from pathlib import Path
 from tests.support import free_port
 
 REDIS = shutil.which("redis-server")
+# The password of the conftest's `locked_redis` server: a secret no command's output may show.
+PASSWORD = "s3cret-redis-pw"
 
 
 class RedisServer:

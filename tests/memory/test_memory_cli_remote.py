@@ -18,14 +18,13 @@ from inferguard.config import MemorySettings
 from inferguard.memory.build import open_memory
 from inferguard.memory.commands import RedisCommands
 from inferguard.memory.remote import RemoteState
-from tests.memory.redis_server import REDIS, RedisServer
+from tests.memory.redis_server import PASSWORD, REDIS, RedisServer
 from tests.memory.upstash_double import UpstashDouble
 from tests.support import clean_env
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE = ROOT / "tests" / "data" / "vllm_kv_overload.jsonl.gz"
-PASSWORD = "s3cret-redis-pw"
 VECTOR_TOKEN = "vector-token"
 
 
@@ -46,17 +45,6 @@ def events_remembered(p: subprocess.CompletedProcess[str]) -> int:
     found = re.search(r"remembered \d+ incident\(s\), (\d+) event\(s\)", p.stderr)
     assert found, p.stderr
     return int(found.group(1))
-
-
-@pytest.fixture
-def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real redis-server that wants a password: the URL carries a secret no output may show."""
-    if REDIS is None:
-        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
-    server = RedisServer(tmp_path / "redis", password=PASSWORD)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def in_redis(url: str) -> tuple[list[dict[str, Any]], dict[str, int]]:

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,13 @@ from inferguard.memory.build import open_memory
 from inferguard.runtime.build import build_notifier
 from inferguard.testing import FakeClock
 from tests.alerting_support import receiver
-from tests.memory.redis_server import REDIS, RedisServer
+from tests.memory.redis_server import PASSWORD, RedisServer
 from tests.memory.test_memory_cli_remote import upstash  # noqa: F401 (the fixture)
 from tests.memory.upstash_double import UpstashDouble
 from tests.support import clean_env, free_port
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "s3cret-redis-pw"
 TARGET = "http://vllm-a:8000/metrics"
 
 
@@ -43,17 +41,6 @@ def ok(p: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert p.returncode == 0, p.stderr
     assert PASSWORD not in p.stdout + p.stderr
     return p
-
-
-@pytest.fixture
-def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real redis-server that wants a password: the URL carries a secret no output may show."""
-    if REDIS is None:
-        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
-    server = RedisServer(tmp_path / "redis", password=PASSWORD)
-    server.start()
-    yield server
-    server.stop()
 
 
 def event(iid: str, code: str) -> dict[str, Any]:
