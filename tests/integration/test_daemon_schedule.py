@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,20 @@ def hanging() -> Iterator[str]:
         release.set()
 
 
+async def run_until(daemon: Any, done: Callable[[], bool]) -> None:
+    """Run the daemon until ``done()``: stop on what happened, not on a wall-clock guess (the daemon's own
+    duration only bounds a broken one)."""
+    async def stop_when_done() -> None:
+        while not done():
+            await anyio.sleep(0.05)
+        daemon.stop()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_when_done)
+        await daemon.run()
+        tg.cancel_scope.cancel()
+
+
 async def test_a_hanging_target_never_stretches_the_others(fast: str, hanging: str) -> None:
     out = io.StringIO()
     settings = Settings.load(env_file=None, brain={"proactive_cycle_every": 0})
@@ -73,16 +87,7 @@ async def test_a_hanging_target_never_stretches_the_others(fast: str, hanging: s
     def count(target: str, result: str) -> float:
         return reg.get_sample_value("inferguard_scrapes_total", {"target": target, "result": result}) or 0.0
 
-    async def stop_after_two_timeouts() -> None:
-        while count(hanging, "timeout") < 2:  # two deadlines of the hanging target have passed
-            await anyio.sleep(0.05)
-        daemon.stop()
-
-    # Stops on what happened, not on a wall-clock guess; the 60 s duration only bounds a broken daemon.
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(stop_after_two_timeouts)
-        await daemon.run()
-        tg.cancel_scope.cancel()
+    await run_until(daemon, lambda: count(hanging, "timeout") >= 2)  # two of its deadlines have passed
     assert count(hanging, "timeout") >= 2, "the hanging target never reached its deadline"
     cycles = [e for e in (json.loads(line) for line in out.getvalue().splitlines()) if e["event"] == "cycle"]
     assert any(c.get("still_in_flight") for c in cycles)  # the hanging target was left to finish alone
@@ -220,15 +225,7 @@ async def test_a_cycle_with_a_straggler_ends_well_before_the_next_tick(fast: str
     def cycles() -> list[dict[str, Any]]:
         return [e for e in (json.loads(line) for line in out.getvalue().splitlines()) if e["event"] == "cycle"]
 
-    async def stop_after_the_first_cycle() -> None:
-        while not cycles():
-            await anyio.sleep(0.05)
-        daemon.stop()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(stop_after_the_first_cycle)
-        await daemon.run()
-        tg.cancel_scope.cancel()
+    await run_until(daemon, lambda: bool(cycles()))
     assert daemon.flow.offload_parse  # and big pages are parsed off the loop (tests/unit/test_fanout_and_flow.py)
     first = cycles()[0]
     assert first["scraped"] == 2
