@@ -299,7 +299,14 @@ def test_engine_crash_and_restart(engines: EnginePool, words: list[str], tmp_pat
     cause = latest_root_cause(events, opened(events)[0]["id"], back.end)
     assert cause == "engine_restarted", f"diagnosis {cause!r}\n{story}"
 
-    spurious = codes_of(events) - {"endpoint_unreachable", "engine_restart"}
+    # What a restart can get wrong (counters reset, histograms start over, a new process warming up)
+    # shows in the first scrapes after the engine answers again; after that it is judged like any
+    # engine. A CI run saw this one's TTFT more than double for two scrapes 25 s after it was back,
+    # a real slowdown on its own page that ttft_regression rightly reported.
+    cfg = DetectorConfig()
+    settled = back.start + (cfg.warmup_after_restart + cfg.fire_after + 2) * INTERVAL + JITTER_S
+    around = {c for c in codes_of(events) if (t := first_seen(events, c)) is not None and t <= settled}
+    spurious = around - {"endpoint_unreachable", "engine_restart"}
     assert not spurious, f"spurious anomalies around the restart: {spurious}\n{story}"
     for e in events:
         for a in e["incident"]["anomalies"]:
