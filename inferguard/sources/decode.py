@@ -94,6 +94,11 @@ class BoundedDecoder:
         # Encodings are listed in the order applied: undo them last first.
         self._layers = layers[::-1]
 
+    @property
+    def identity(self) -> bool:
+        """True when there is nothing to decode: the raw bytes are the body."""
+        return not self._layers
+
     def feed(self, data: bytes) -> bytes:
         """Decode one raw chunk. Each layer stops at the cap itself (BodyTooLarge)."""
         for layer in self._layers:

@@ -31,6 +31,10 @@ class HttpScraper:
         self.max_body_bytes = max_body_bytes
         self._clock = clock
         self._limit = anyio.CapacityLimiter(concurrency)
+        # Inflating runs in a worker thread, one chunk at a time: zlib releases the GIL, so a bomb being
+        # inflated to the cap (tens of milliseconds) never holds the event loop, and one at a time bounds
+        # what inflating holds in memory together to a cap's worth per layer.
+        self._inflate = anyio.CapacityLimiter(1)
         # trust_env=False: a monitor must not be silently rerouted by proxy variables.
         self._client = httpx.AsyncClient(
             transport=transport, trust_env=False, follow_redirects=False,
@@ -76,7 +80,11 @@ class HttpScraper:
                             size += len(raw_chunk)
                             if size > limit:
                                 return fail("too_large", resp.status_code)
-                            chunks.append(decoder.feed(raw_chunk))
+                            if decoder.identity:
+                                chunks.append(raw_chunk)
+                            else:
+                                chunks.append(await anyio.to_thread.run_sync(
+                                    decoder.feed, raw_chunk, limiter=self._inflate))
                         decoder.finish()
                     except BodyTooLarge:
                         return fail("too_large", resp.status_code)

@@ -67,3 +67,23 @@ async def test_other_garbage_is_a_typed_failure(base: str, path: str, reason: st
 
 async def test_slow_drip_is_cut_by_the_timeout(base: str) -> None:
     assert await _scrape(base + "/slow-drip?every=0.2", timeout_s=1.0) == ("timeout", None)
+
+
+async def test_inflating_runs_off_the_event_loop(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bomb inflates to the cap for tens of milliseconds per scrape: on the event loop's thread that
+    # was most of the daemon's time in the hostile soak, and every other target waited behind it.
+    import threading
+
+    from inferguard.sources import decode
+
+    threads: set[str] = set()
+    feed = decode.BoundedDecoder.feed
+
+    def spy(self: decode.BoundedDecoder, data: bytes) -> bytes:
+        threads.add(threading.current_thread().name)
+        return feed(self, data)
+
+    monkeypatch.setattr(decode.BoundedDecoder, "feed", spy)
+    assert await _scrape(base + "/gzip-gzip") == ("too_large", None)
+    assert await _scrape(base + "/gzip-ok") == (None, HEALTHY.decode())
+    assert threads and threading.main_thread().name not in threads
