@@ -32,6 +32,7 @@ from inferguard.models import Target
 from inferguard.pipeline import PageLimits, Pipeline
 from inferguard.probes import DaytonaProbe, LocalProbe
 from inferguard.protocols import IncidentStore, Probe, Sink, StateStore
+from inferguard.runtime import allocator
 from inferguard.runtime.actuate import ActuationLane, book_recorder, latest_reader
 from inferguard.runtime.daemon import Daemon, DaemonOptions, Parts
 from inferguard.runtime.fanout import Fanout
@@ -271,6 +272,7 @@ def build_daemon(settings: Settings, targets: list[Target], options: DaemonOptio
     ``serve`` (an assistant's read-only watcher beside the real one) pass it."""
     check_options(options)
     log = configure(options.log_format, options.out, options.log_level)
+    log.debug("allocator", settings=allocator.tame())  # before any worker thread starts: see allocator.py
     telemetry = Telemetry(target_labels=target_label_names(t.labels for t in targets))
     store = build_store(settings, clock=clock, log=log)
     pipeline = build_pipeline(settings, targets, keep_resolved=KEEP_RESOLVED)
