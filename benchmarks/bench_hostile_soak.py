@@ -5,10 +5,13 @@ the soak watches it together with every route of tests/hostile.py (bombs, endles
 huge labels, ever-new models, duplicates, garbage...). Each run is one `inferguard watch` process with
 `--record`, so every scrape of every target is in a timeline with its start time.
 
-Reported per run: peak RSS (VmHWM) and RSS at a quarter and at the end of the run (flat memory means the
-two are close), cycles completed per target (lines in the timeline) and, for the healthy target, the
-gaps between its scrapes against the interval (scrape-interval jitter: p50, p95, max). Ratios soak /
-baseline close the report. Loopback only; every process is stopped at the end.
+Reported per run: peak RSS (VmHWM), RSS at a quarter and at the end of the run, and the median RSS of
+each quarter of the run (sampled every 0.5 s). Memory is flat when the last quarter's median is no
+more than 10 % above the second quarter's (the first quarter is warm-up: windows filling, first pages);
+single samples swing with whichever big page is in flight. Also cycles completed per target (lines in
+the timeline) and, for the healthy target, the gaps between its scrapes against the interval
+(scrape-interval jitter: p50, p95, max). Ratios soak / baseline close the report.
+Loopback only; every process is stopped at the end.
 
     python -m benchmarks.bench_hostile_soak --duration 60 --interval 2
 """
@@ -97,6 +100,8 @@ def _watch(urls: list[str], healthy: str, duration: float, interval: float, work
         "peak_rss_mb": round(peak / 1024, 1),
         "rss_quarter_mb": None if quarter is None else round(quarter / 1024, 1),
         "rss_end_mb": round(samples[-1][1] / 1024, 1) if samples else None,
+        "rss_quarter_p50_mb": [_median_mb([kb for t, kb in samples if q * duration / 4 <= t < (q + 1) * duration / 4])
+                               for q in range(4)],
         "cycles": {t: len(v) for t, v in sorted(per_target.items())},
         "results": {t: dict(v) for t, v in sorted(errors.items())},
         "healthy_gap_s": _dist(gaps),
@@ -105,6 +110,16 @@ def _watch(urls: list[str], healthy: str, duration: float, interval: float, work
         "tracebacks_or_pipeline_failures": len(crashes),
         "last_log_line": logged[-1][:300] if logged else None,
     }
+
+
+def _median_mb(kbs: list[int]) -> float | None:
+    return round(statistics.median(kbs) / 1024, 1) if kbs else None
+
+
+def flat(quarters: list[float | None]) -> bool | None:
+    """The last quarter's median RSS within 10 % of the second's (None: not enough samples)."""
+    q2, q4 = quarters[1], quarters[3]
+    return None if q2 is None or q4 is None else q4 <= 1.10 * q2
 
 
 def _dist(xs: list[float]) -> dict[str, float | None]:
@@ -191,6 +206,9 @@ def _print(report: dict[str, Any], healthy: str) -> None:
             ("healthy gap max (s)", b["healthy_gap_s"]["max"], s["healthy_gap_s"]["max"], None)]
     for name, x, y, q in rows:
         print(f"{name:28}{_cell(x):>12}{_cell(y):>12}{_cell(q):>8}")
+    for run in ("baseline", "soak"):
+        qs = report[run]["rss_quarter_p50_mb"]
+        print(f"{run} RSS median per quarter (MB): {' / '.join(_cell(q) for q in qs)}; flat: {_cell(flat(qs))}")
     print(f"expected healthy scrapes per run: {b['healthy_expected_scrapes']}; tracebacks or pipeline failures: "
           f"{b['tracebacks_or_pipeline_failures']} / {s['tracebacks_or_pipeline_failures']}; "
           f"stopped by itself: {b['stopped_by_itself']} / {s['stopped_by_itself']}")
