@@ -6,21 +6,19 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 
-import anyio
 import typer
 
 from inferguard.actuation import audit_log
+from inferguard.cli_oneshot import load_settings, run, with_memory
 from inferguard.config import Settings
-from inferguard.errors import ConfigError, InferGuardError, MemoryBackendError
-from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
-from inferguard.memory.build import open_local, open_memory
-from inferguard.memory.sqlite import SqliteStore
+from inferguard.errors import ConfigError, MemoryBackendError
+from inferguard.exitcodes import EXIT_USAGE
 from inferguard.memory.store import Memory
 from inferguard.probes import LocalProbe
 from inferguard.protocols import StateStore
-from inferguard.runtime.build import build_actuator, build_notifier, build_probe
+from inferguard.runtime.build import build_actuator, build_local_store, build_notifier, build_probe
 from inferguard.runtime.oneshot import replay_outputs
 from inferguard.sinks import add_silence, expire_silence, list_silences
 from inferguard.testing import FakeClock
@@ -31,30 +29,9 @@ actions_app = typer.Typer(no_args_is_help=True, help="The actuation audit log.")
 T = TypeVar("T")
 
 
-def state_store(settings: Settings) -> SqliteStore:
-    """The embedded store in the state directory: ``replay --notify``'s notification state."""
-    return open_local(settings.memory)
-
-
 # Where each remote state backend is configured, for the error that names it.
 STATE_SETTING = {"redis": "INFERGUARD_REDIS_URL", "upstash": "UPSTASH_REDIS_REST_URL"}
 SETTLE_S = 5.0  # how long a command waits for its write to reach the remote state backend
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.load()
-    except ConfigError as exc:
-        raise fail(exc) from None
-
-
-def _run(fn: Any, *args: Any) -> Any:
-    try:
-        return anyio.run(fn, *args)
-    except MemoryBackendError as exc:  # the configured state backend did not answer: said in one line
-        raise fail(exc, default=EXIT_SOFTWARE) from None
-    except InferGuardError as exc:  # a bad argument found late is still a usage error; a bad timeline is 65
-        raise fail(exc, default=EXIT_USAGE) from None
 
 
 def _unreachable(memory: Memory, command: str, outcome: str) -> MemoryBackendError | None:
@@ -74,28 +51,24 @@ def _with_store(command: str, use: Callable[[StateStore], Awaitable[T]], *, writ
     """Run ``use`` on the configured memory's state, the StateStore the daemon's notifier and actuator use
     (Redis or Upstash Redis when configured, else the embedded store). Unlike the daemon, a command does not
     carry on without the remote: the daemon would not see what it wrote, so it fails, naming the backend."""
-    settings = _settings()
 
-    async def go() -> T:
-        memory = open_memory(settings.memory, log=lambda event, **kw: None)  # errors are said once, below
-        try:
-            await memory.start()
-            before = _unreachable(memory, command, "nothing was changed" if writes else "nothing was read")
-            if before is not None:
-                raise before
-            result = await use(memory)
-            if writes:
-                await memory.settle(SETTLE_S)
-            after = _unreachable(memory, command, "the change is kept in the embedded store and sent when "
-                                 "InferGuard next reaches it; until then the daemon does not see it" if writes
-                                 else "what the daemon holds may differ")
-            if after is not None:
-                raise after
-            return result
-        finally:
-            await memory.aclose()
+    async def checked(memory: Memory) -> T:
+        await memory.start()
+        before = _unreachable(memory, command, "nothing was changed" if writes else "nothing was read")
+        if before is not None:
+            raise before
+        result = await use(memory)
+        if writes:
+            await memory.settle(SETTLE_S)
+        after = _unreachable(memory, command, "the change is kept in the embedded store and sent when "
+                             "InferGuard next reaches it; until then the daemon does not see it" if writes
+                             else "what the daemon holds may differ")
+        if after is not None:
+            raise after
+        return result
 
-    return cast(T, _run(go))
+    # A bad argument found late is still a usage error (64); a state backend that did not answer is 70.
+    return with_memory(checked, default=EXIT_USAGE)[0]
 
 
 @silence_app.command("add")
@@ -147,7 +120,7 @@ def probe(
     if mode not in ("chat", "completion"):
         typer.echo("inferguard probe: --mode is chat or completion", err=True)
         raise typer.Exit(EXIT_USAGE)
-    settings = _settings()
+    settings = load_settings()
     p = build_probe(settings, model=model)
     if isinstance(p, LocalProbe):
         p.mode = mode
@@ -157,7 +130,7 @@ def probe(
     async def go() -> list[dict[str, Any]]:
         return [await p.probe(url) for _ in range(n)]
 
-    results = _run(go)
+    results = run(go, default=EXIT_USAGE)
     for r in results:
         typer.echo(json.dumps(r))
     if not all(r["ok"] and r["ran"] for r in results):
@@ -170,7 +143,7 @@ def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:
 
     async def go() -> dict[str, Any]:
         clock = FakeClock(0.0)
-        store = state_store(settings)
+        store = build_local_store(settings)
         try:
             notifier = build_notifier(settings, store, clock=clock)
             actuator = build_actuator(settings, store, clock=clock)
@@ -191,4 +164,4 @@ def replay_notify(file: Path, settings: Settings) -> dict[str, Any]:
         finally:
             await store.aclose()
 
-    return dict(_run(go))
+    return dict(run(go, default=EXIT_USAGE))

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio
 import typer
 
 from inferguard import durations
-from inferguard.config import Settings
-from inferguard.errors import ConfigError, InferGuardError
-from inferguard.exitcodes import EXIT_SOFTWARE, EXIT_USAGE, fail
-from inferguard.memory.build import open_memory
+from inferguard.cli_oneshot import with_memory
+from inferguard.exitcodes import EXIT_USAGE
 from inferguard.memory.store import Memory
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents remembered in incident memory.")
-T = TypeVar("T")
 
 
 def parse_since(text: str) -> float:
@@ -28,29 +23,6 @@ def parse_since(text: str) -> float:
         return durations.parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def _with_memory(fn: Callable[[Memory], Awaitable[T]]) -> tuple[T, Memory]:
-    """Run ``fn`` on the configured memory (the embedded store plus Redis/Upstash when configured), as
-    the daemon reads and writes it; returns its result and the (closed) memory, whose ``backends``,
-    ``degraded`` and ``fallbacks`` say what served and what did not answer."""
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        raise fail(exc) from None
-
-    async def run() -> tuple[T, Memory]:
-        # The command says once what did not answer, not a warning line per retry.
-        memory = open_memory(settings.memory, log=lambda event, **kw: None)
-        try:
-            return await fn(memory), memory
-        finally:
-            await memory.aclose()
-
-    try:
-        return anyio.run(run)
-    except InferGuardError as exc:
-        raise fail(exc, default=EXIT_SOFTWARE) from None
 
 
 def _say_fallback(memory: Memory, backend: str | None) -> None:
@@ -96,7 +68,7 @@ def register(app: typer.Typer) -> None:
         """Past incidents most like QUERY, best first, from the backend serving recall (`inferguard config
         show`): Upstash Vector when configured, else the embedded store (FTS5 BM25). When Upstash Vector
         does not answer, the embedded store answers and one line on stderr says why."""
-        hits, memory = _with_memory(lambda m: m.recall(query, target=target, engine=engine, limit=limit))
+        hits, memory = with_memory(lambda m: m.recall(query, target=target, engine=engine, limit=limit))
         _say_fallback(memory, memory.vector.name if memory.vector is not None else None)
         if as_json:
             typer.echo(json.dumps(hits))
@@ -120,7 +92,7 @@ def list_incidents(
     Redis or Upstash Redis when configured, else the embedded store. When the remote does not answer,
     the embedded store answers and one line on stderr says why."""
     after = None if since is None else time.time() - parse_since(since)
-    found, memory = _with_memory(lambda m: m.list_incidents(open_only=open_only, target=target, since=after,
+    found, memory = with_memory(lambda m: m.list_incidents(open_only=open_only, target=target, since=after,
                                                            limit=limit))
     _say_fallback(memory, _state(memory))
     if as_json:
@@ -139,7 +111,7 @@ def show(
 ) -> None:
     """One incident: its timeline of events and its diagnosis history, from the backend serving state
     (as `incidents list`; the embedded store answers when the remote does not, or does not know it)."""
-    inc, memory = _with_memory(lambda m: m.get(incident_id))
+    inc, memory = with_memory(lambda m: m.get(incident_id))
     _say_fallback(memory, _state(memory))
     if inc is None:
         typer.echo(f"inferguard: no incident {incident_id!r} remembered", err=True)
@@ -176,7 +148,7 @@ def note(
     if worked is None:
         typer.echo("inferguard: say --worked or --failed", err=True)
         raise typer.Exit(EXIT_USAGE)
-    found, memory = _with_memory(lambda m: m.note(incident_id, worked=worked, note=text))
+    found, memory = with_memory(lambda m: m.note(incident_id, worked=worked, note=text))
     backends = memory.backends
     for name, reason in memory.degraded.items():
         typer.echo(f"inferguard: {name} did not answer ({reason}); the note is kept in the embedded store and "

@@ -27,6 +27,7 @@ from inferguard.detectors import DetectorConfig
 from inferguard.errors import ConfigError
 from inferguard.incidents import IncidentBook
 from inferguard.logs import configure
+from inferguard.memory.sqlite import SqliteStore
 from inferguard.memory.store import Memory
 from inferguard.models import Target
 from inferguard.pipeline import PageLimits, Pipeline
@@ -120,14 +121,30 @@ def build_stage(settings: Settings, brain: Brain | None = None) -> BrainStage:
 
 
 # -- memory, outputs, probes, actuation ------------------------------------------------------------------
-def build_store(settings: Settings, *, clock: Callable[[], float] = time.time, log: Any = None) -> Memory:
+def build_store(settings: Settings, *, clock: Callable[[], float] = time.time, log: Any = None,
+                quiet: bool = False) -> Memory:
     """The daemon's incident memory: the embedded SQLite store in the state directory, plus Redis or
     Upstash Redis for state and Upstash Vector for recall when configured (docs/memory.md). A backend
-    chosen without its settings is a ConfigError now; bad credentials are one at first use (start)."""
+    chosen without its settings is a ConfigError now; bad credentials are one at first use (start).
+    ``quiet`` (the one-shot commands) logs nothing: a command says once, at the end, what did not
+    answer, rather than a warning line per retry."""
     from inferguard.memory.build import open_memory
 
+    if quiet:
+        return open_memory(settings.memory, clock=clock, log=_say_nothing)
     warn = None if log is None else (lambda event, **kw: log.warning(event, **kw))
     return open_memory(settings.memory, clock=clock, log=warn)
+
+
+def _say_nothing(event: str, **fields: Any) -> None:
+    pass
+
+
+def build_local_store(settings: Settings) -> SqliteStore:
+    """The embedded store alone, in the state directory: ``replay --notify``'s notification state."""
+    from inferguard.memory.build import open_local
+
+    return open_local(settings.memory)
 
 
 @dataclass

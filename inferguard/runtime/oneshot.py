@@ -12,13 +12,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from signal import SIGINT, SIGTERM
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
 from inferguard.actuation import WebhookActuator
 from inferguard.config import Settings
 from inferguard.errors import OutputError
+from inferguard.memory.store import Memory
 from inferguard.models import SEVERITY_RANK, Scrape, Target, describe_scrape_failure
 from inferguard.pipeline import Observation, Pipeline
 from inferguard.protocols import EventDoc
@@ -35,6 +36,7 @@ EXIT_HEALTHY, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNREACHABLE = 0, 1, 2, 3
 BASELINE_CHECKS = {"ttft_p95_s": "ttft_regression", "itl_p95_s": "itl_regression",
                    "prefix_cache_hit_ratio": "prefix_cache_regression", "spec_accept_ratio": "spec_decode_collapse"}
 OnScrape = Callable[[Scrape], None]
+T = TypeVar("T")
 
 
 async def scan(settings: Settings, target: Target, window_s: float, samples: int = 2) -> dict[str, Any]:
@@ -167,12 +169,16 @@ def write_payloads(payloads: list[dict[str, Any]], out: Path) -> list[Path]:
     return written
 
 
-class _Quiet:
-    """The memory's warnings during a one-shot command: the command reports what did not answer once,
-    at the end, rather than a line per retry."""
-
-    def warning(self, event: str, **fields: Any) -> None:
-        pass
+async def using_memory(settings: Settings, use: Callable[[Memory], Awaitable[T]]) -> tuple[T, Memory]:
+    """Run ``use`` on the configured incident memory (the embedded store plus Redis/Upstash when
+    configured), as the daemon reads and writes it, opened quiet, and close it. Returns the result and
+    the closed memory, whose ``backends``, ``degraded``, ``fallbacks`` and ``spooled`` say what served
+    and what did not answer: the command says that once, at the end."""
+    memory = build_store(settings, quiet=True)
+    try:
+        return await use(memory), memory
+    finally:
+        await memory.aclose()
 
 
 async def remember(settings: Settings, events: list[dict[str, Any]], settle_s: float = 10.0) -> dict[str, Any]:
@@ -181,17 +187,17 @@ async def remember(settings: Settings, events: list[dict[str, Any]], settle_s: f
     is down gets the events through the embedded store's spool, replayed when InferGuard next reaches
     it (the backends are idempotent per event, so nothing doubles). Returns the backends, what is still
     spooled per remote and why each remote that did not answer did not."""
-    memory = build_store(settings, log=_Quiet())
-    try:
+
+    async def record_all(memory: Memory) -> dict[str, Any]:
         for ev in events:
             await memory.record(ev)
         await memory.flush()
         # A remote that answers but is catching up on an older spool gets a bounded chance to finish.
         if any(name not in memory.degraded for name in memory.spooled):
             await memory.settle(settle_s)
-        result = {"backends": memory.backends, "degraded": dict(memory.degraded)}
-    finally:
-        await memory.aclose()
+        return {"backends": memory.backends, "degraded": dict(memory.degraded)}
+
+    result, memory = await using_memory(settings, record_all)
     return result | {"spooled": memory.spooled}
 
 

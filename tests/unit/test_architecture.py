@@ -5,7 +5,8 @@
 - ``config`` imports no stage; ``cli`` imports no stage (it calls :mod:`inferguard.runtime`).
 - ``rlm_agent`` never imports ``inferguard``; only ``inferguard/brain/client.py`` imports ``rlm_agent``,
   and importing ``inferguard`` with the brain in remote mode loads nothing of it.
-- Only ``runtime/build.py`` constructs the parts (scraper, pipeline, brain, store, sinks, fan-out).
+- Only ``runtime/build.py`` constructs the parts (scraper, pipeline, brain, store, sinks, fan-out), and
+  only it opens incident memory (``inferguard.memory.build``): the one-shot commands too go through it.
 - One vocabulary: the detector registry, ``models.ANOMALY_CODES`` and the engine hints agree.
 """
 
@@ -129,6 +130,35 @@ def test_only_build_constructs_the_parts() -> None:
                 if name in CONSTRUCTED and name not in ALLOWED.get(rel, set()):
                     bad.append(f"{rel}:{node.lineno} builds {name}")
     assert bad == []
+
+
+def opens_memory(path: Path) -> bool:
+    """Does the module import ``inferguard.memory.build`` (the settings → incident memory wiring), in any form?"""
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Import) and any(a.name.startswith("inferguard.memory.build") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("inferguard.memory.build"):
+                return True
+            if node.module == "inferguard.memory" and any(a.name == "build" for a in node.names):
+                return True
+    return False
+
+
+def test_only_build_opens_incident_memory() -> None:
+    # The one-shot commands open memory through runtime/build.py (build_store(quiet=True)) like the daemon.
+    users = {p.relative_to(ROOT).as_posix() for p in PKG.rglob("*.py") if opens_memory(p)}
+    assert users == {"inferguard/runtime/build.py"}
+
+
+def test_the_memory_checker_sees_each_form(tmp_path: Path) -> None:
+    for line in ("from inferguard.memory.build import open_memory\n", "import inferguard.memory.build\n",
+                 "from inferguard.memory import build\n",
+                 "def f():\n    from inferguard.memory.build import open_local\n"):
+        (tmp_path / "m.py").write_text(line, "utf-8")
+        assert opens_memory(tmp_path / "m.py"), line
+    (tmp_path / "m.py").write_text("from inferguard.memory.store import Memory\n", "utf-8")
+    assert not opens_memory(tmp_path / "m.py")
 
 
 def test_the_daemon_only_schedules() -> None:
