@@ -13,14 +13,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from inferguard.sources.timeline import read_timeline
-from tests.support import free_port, serve, started
+from tests.support import Page, free_port, reply, serve, started
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,24 +109,30 @@ def set_scenario(base: str, scenario: str) -> None:
     r.raise_for_status()
 
 
-@contextlib.contextmanager
-def playback(timeline: Path, start: int = 0) -> Iterator[str]:
-    """A loopback engine serving the recorded pages of ``timeline`` from index ``start``, the next one per
-    GET of /metrics, then the last one for ever; yields its /metrics URL."""
+def _pages(timeline: Path, start: int) -> Callable[[str], Page]:
+    """The route of a loopback engine serving the recorded pages of ``timeline`` from index ``start``,
+    the next one per GET of /metrics, then the last one for ever."""
     pages = [s.body or "" for s in read_timeline(timeline)][start:]
     at = [0]
     lock = threading.Lock()
     plain = {"Content-Type": "text/plain; version=0.0.4"}
 
-    def route(path: str) -> tuple[int, bytes, dict[str, str]]:
+    def route(path: str) -> Page:
         if not path.startswith("/metrics"):
-            return 404, b"not found", {}
+            return 404, b"not found", {"Content-Type": "text/plain"}
         with lock:
             page = pages[min(at[0], len(pages) - 1)]
             at[0] += 1
         return 200, page.encode(), plain
 
-    with serve(route) as base:
+    return route
+
+
+@contextlib.contextmanager
+def playback(timeline: Path, start: int = 0) -> Iterator[str]:
+    """A loopback engine serving the recorded pages of ``timeline`` from index ``start``, the next one per
+    GET of /metrics, then the last one for ever; yields its /metrics URL."""
+    with serve(_pages(timeline, start)) as base:
         yield f"{base}/metrics"
 
 
@@ -136,58 +142,26 @@ def playback_with_api(timeline: Path, api: str, start: int = 0) -> Iterator[str]
     has: /metrics plays back the recorded pages, /v1/... is relayed to ``api`` (the simulator) as it
     streams, the way a reverse proxy in front of an engine would; an ``api`` that is down answers 502.
     Yields the /metrics URL."""
-    pages = [s.body or "" for s in read_timeline(timeline)][start:]
-    at = [0]
-    lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+    def relay(handler: BaseHTTPRequestHandler, method: str) -> bool:
+        if not handler.path.startswith("/v1/"):
+            return False
+        n = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(n) if n else None
+        headers = {k: v for k, v in handler.headers.items() if k.lower() in ("content-type", "authorization")}
+        try:
+            with httpx.stream(method, f"{api}{handler.path}", content=body, headers=headers, timeout=30,
+                              trust_env=False) as resp:
+                handler.send_response(resp.status_code)
+                handler.send_header("Content-Type", resp.headers.get("content-type", "application/json"))
+                handler.send_header("Connection", "close")  # HTTP/1.0: the body ends when the connection does
+                handler.end_headers()
+                for chunk in resp.iter_raw():
+                    handler.wfile.write(chunk)
+                    handler.wfile.flush()
+        except httpx.TransportError as exc:
+            reply(handler, (502, f"bad gateway: {type(exc).__name__}".encode(), {"Content-Type": "text/plain"}))
+        return True
 
-        def _reply(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _relay(self, method: str) -> None:
-            n = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(n) if n else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-            try:
-                with httpx.stream(method, f"{api}{self.path}", content=body, headers=headers, timeout=30,
-                                  trust_env=False) as resp:
-                    self.send_response(resp.status_code)
-                    self.send_header("Content-Type", resp.headers.get("content-type", "application/json"))
-                    self.send_header("Connection", "close")  # HTTP/1.0: the body ends when the connection does
-                    self.end_headers()
-                    for chunk in resp.iter_raw():
-                        self.wfile.write(chunk)
-                        self.wfile.flush()
-            except httpx.TransportError as exc:
-                self._reply(502, f"bad gateway: {type(exc).__name__}".encode(), "text/plain")
-
-        def do_GET(self) -> None:
-            if self.path.startswith("/v1/"):
-                return self._relay("GET")
-            if not self.path.startswith("/metrics"):
-                return self._reply(404, b"not found", "text/plain")
-            with lock:
-                page = pages[min(at[0], len(pages) - 1)]
-                at[0] += 1
-            self._reply(200, page.encode(), "text/plain; version=0.0.4")
-
-        def do_POST(self) -> None:
-            if self.path.startswith("/v1/"):
-                return self._relay("POST")
-            self._reply(404, b"not found", "text/plain")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_pages(timeline, start), relay=relay) as base:
+        yield f"{base}/metrics"

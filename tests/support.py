@@ -28,10 +28,27 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
+def reply(handler: BaseHTTPRequestHandler, page: Page) -> None:
+    """Write ``page`` (a body, or status, body and extra headers) as the handler's whole response."""
+    status, body, headers = (200, page, {}) if isinstance(page, bytes) else page
+    handler.send_response(status)
+    for k, v in headers.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+# Answers a request itself (e.g. relays it, streaming) and says whether it did: (handler, method) -> bool.
+Relay = Callable[[BaseHTTPRequestHandler, str], bool]
+
+
 @contextmanager
-def serve(route: Callable[[str], Page], seen: list[dict[str, str]] | None = None) -> Iterator[str]:
+def serve(route: Callable[[str], Page], seen: list[dict[str, str]] | None = None, *,
+          relay: Relay | None = None) -> Iterator[str]:
     """Serve ``route(path)`` on 127.0.0.1:<free port> in a thread; yields the base URL. Request headers
-    are appended to ``seen`` when given."""
+    are appended to ``seen`` when given. With ``relay``, each GET and POST goes to it first; a GET it
+    does not answer goes to ``route``, a POST is 404 (without ``relay`` POST is not served at all)."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -40,14 +57,13 @@ def serve(route: Callable[[str], Page], seen: list[dict[str, str]] | None = None
         def do_GET(self) -> None:
             if seen is not None:
                 seen.append(dict(self.headers))
-            page = route(self.path)
-            status, body, headers = (200, page, {}) if isinstance(page, bytes) else page
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            if relay is None or not relay(self, "GET"):
+                reply(self, route(self.path))
+
+        if relay is not None:
+            def do_POST(self) -> None:
+                if relay is not None and not relay(self, "POST"):
+                    reply(self, (404, b"not found", {"Content-Type": "text/plain"}))
 
     server = _Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
