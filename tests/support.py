@@ -1,5 +1,5 @@
 """Small real-HTTP helpers shared by the tests: a loopback page server, free ports, a clean environment,
-and a server process started and stopped around a test."""
+the `inferguard` command run in it, and a server process started and stopped around a test."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # What a route returns: a body (200), or (status, body, extra headers).
 Page = bytes | tuple[int, bytes, dict[str, str]]
@@ -88,6 +91,15 @@ def clean_env() -> dict[str, str]:
     env["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="inferguard-test-state-")
     env.pop("STATE_DIRECTORY", None)
     return env
+
+
+def run_inferguard(state: Path, *args: str, env: dict[str, str] | None = None,
+                   timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``inferguard ARGS`` as a user runs it: this checkout's code, in the folder above ``state`` (its state
+    directory), with :func:`clean_env` plus ``env``; its output captured as text."""
+    full = clean_env() | {"INFERGUARD_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)} | (env or {})
+    return subprocess.run([sys.executable, "-m", "inferguard", *args], env=full, cwd=state.parent,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def run_in_pty(argv: list[str], *, columns: int, cwd: str, env: dict[str, str] | None = None,

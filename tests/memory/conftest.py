@@ -7,6 +7,7 @@ import pytest
 
 from inferguard.memory import SqliteStore
 from tests.memory.redis_server import PASSWORD, REDIS, RedisServer
+from tests.memory.upstash_double import UpstashDouble
 
 
 @pytest.fixture
@@ -16,22 +17,28 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await s.aclose()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def _redis(tmp_path: Path, password: str | None = None) -> Iterator[RedisServer]:
     if REDIS is None:
         pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
-    server = RedisServer(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis", password=password)
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    yield from _redis(tmp_path)
 
 
 @pytest.fixture
 def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server that wants a password: the URL carries a secret no output may show."""
-    if REDIS is None:
-        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
-    server = RedisServer(tmp_path / "redis", password=PASSWORD)
-    server.start()
-    yield server
-    server.stop()
+    yield from _redis(tmp_path, password=PASSWORD)
+
+
+@pytest.fixture
+def upstash(redis_server: RedisServer) -> Iterator[UpstashDouble]:
+    """The loopback protocol double of Upstash's REST API (Redis and Vector) over a real redis-server."""
+    with UpstashDouble(redis_server.port) as double:
+        yield double

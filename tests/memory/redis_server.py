@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from inferguard.config import MemorySettings
+from inferguard.memory.build import open_memory
 from tests.support import free_port
 
 REDIS = shutil.which("redis-server")
@@ -62,3 +64,14 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
             self.proc = None
+
+
+async def replay_spool(state_dir: Path, url: str) -> None:
+    """What the next start over ``state_dir`` (the daemon's, or any memory command's) does with Redis at
+    ``url`` back: it replays the embedded store's spool; fails unless all of it arrives within 30 s."""
+    m = open_memory(MemorySettings(state_dir=state_dir, redis_url=url))  # type: ignore[arg-type]
+    try:
+        await m.start()
+        assert await m.settle(30), m.degraded
+    finally:
+        await m.aclose()

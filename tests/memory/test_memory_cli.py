@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,8 @@ from inferguard.memory.build import open_memory
 from inferguard.memory.commands import RedisCommands
 from inferguard.memory.remote import RemoteState
 from tests.memory.docs import KV, story
-from tests.memory.redis_server import RedisServer
+from tests.memory.redis_server import RedisServer, replay_spool
+from tests.support import run_inferguard
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE = ROOT / "tests" / "data" / "vllm_kv_overload.jsonl.gz"
@@ -25,10 +24,7 @@ TIMELINE = ROOT / "tests" / "data" / "vllm_kv_overload.jsonl.gz"
 
 def run(tmp_path: Path, *args: str, ok: bool = True, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("INFERGUARD_", "UPSTASH_", "GMI_"))}
-    env = base | {"INFERGUARD_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)} | (env or {})
-    p = subprocess.run([sys.executable, "-m", "inferguard", *args], env=env, cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    p = run_inferguard(tmp_path / "state", *args, env=env)
     if ok:
         assert p.returncode == 0, p.stderr
     return p
@@ -122,10 +118,5 @@ async def test_a_note_while_redis_is_down_is_spooled_and_arrives_later(
     assert "fix failed" in p.stdout and "did not answer" in p.stderr and "Traceback" not in p.stderr
     redis_server.start()
     assert await _outcome(redis_server.url, inc_id) is None  # not there yet: it waits in the spool
-    m = open_memory(MemorySettings(state_dir=tmp_path / "state", redis_url=redis_server.url))  # type: ignore[arg-type]
-    try:
-        await m.start()  # the next start (the daemon's) replays the spool
-        assert await m.settle(30), m.degraded
-    finally:
-        await m.aclose()
+    await replay_spool(tmp_path / "state", redis_server.url)  # the next start replays the spool
     assert (await _outcome(redis_server.url, inc_id) or {}).get("worked") is False

@@ -7,31 +7,24 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inferguard.config import MemorySettings
-from inferguard.memory.build import open_memory
 from inferguard.memory.commands import RedisCommands
 from inferguard.memory.remote import RemoteState
-from tests.memory.redis_server import PASSWORD, REDIS, RedisServer
+from tests.memory.redis_server import PASSWORD, RedisServer, replay_spool
 from tests.memory.upstash_double import UpstashDouble
-from tests.support import clean_env
+from tests.support import run_inferguard
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE = ROOT / "tests" / "data" / "vllm_kv_overload.jsonl.gz"
-VECTOR_TOKEN = "vector-token"
 
 
 def run(state: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = clean_env() | {"INFERGUARD_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)} | (env or {})
-    p = subprocess.run([sys.executable, "-m", "inferguard", *args], env=full, cwd=state.parent, capture_output=True,
-                       text=True, timeout=120)
+    p = run_inferguard(state, *args, env=env)
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     return p
@@ -80,12 +73,7 @@ async def test_replay_remember_with_redis_down_spools_and_loses_nothing(
     assert PASSWORD not in p.stdout + p.stderr
     locked_redis.start()
     assert (await in_redis(locked_redis.url))[1]["events"] == 0  # not there yet: it waits in the spool
-    m = open_memory(MemorySettings(state_dir=tmp_path / "state", redis_url=locked_redis.url))  # type: ignore[arg-type]
-    try:
-        await m.start()  # the next start (the daemon's, or any memory command's) replays the spool
-        assert await m.settle(30), m.degraded
-    finally:
-        await m.aclose()
+    await replay_spool(tmp_path / "state", locked_redis.url)  # the next start replays the spool
     remote, counts = await in_redis(locked_redis.url)
     assert [i["id"] for i in remote] == ids and counts["events"] == n_events  # every event, exactly once
 
@@ -110,21 +98,8 @@ async def test_incidents_list_and_show_read_the_configured_redis(tmp_path: Path,
     assert PASSWORD not in down.stdout + down.stderr
 
 
-@pytest.fixture
-def upstash(tmp_path: Path) -> Iterator[UpstashDouble]:
-    if REDIS is None:
-        pytest.skip("redis-server is not installed (scripts/test_deps.sh installs it)")
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        with UpstashDouble(server.port, vector_token=VECTOR_TOKEN) as double:
-            yield double
-    finally:
-        server.stop()
-
-
 def test_recall_asks_upstash_vector_and_falls_back_with_a_reason(tmp_path: Path, upstash: UpstashDouble) -> None:
-    env = {"UPSTASH_VECTOR_REST_URL": upstash.url, "UPSTASH_VECTOR_REST_TOKEN": VECTOR_TOKEN}
+    env = {"UPSTASH_VECTOR_REST_URL": upstash.url, "UPSTASH_VECTOR_REST_TOKEN": upstash.vector_token}
     here, other = tmp_path / "one-host", tmp_path / "other-host"
     p = run(here, "replay", str(TIMELINE), "--remember", "--json", env=env)
     [inc_id] = [i["id"] for i in json.loads(p.stdout)["incidents"]]
@@ -140,7 +115,7 @@ def test_recall_asks_upstash_vector_and_falls_back_with_a_reason(tmp_path: Path,
     assert [h["id"] for h in json.loads(local.stdout)] == [inc_id]
     [warning] = warnings(local)
     assert "answered from the embedded store, not upstash-vector" in warning
-    assert VECTOR_TOKEN not in local.stdout + local.stderr
+    assert upstash.vector_token not in local.stdout + local.stderr
     nothing = run(other, "recall", "KV cache full", "--json", env=env)
     assert json.loads(nothing.stdout) == [] and len(warnings(nothing)) == 1
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,15 @@ from inferguard.runtime.build import build_notifier
 from inferguard.testing import FakeClock
 from tests.alerting_support import receiver
 from tests.memory.redis_server import PASSWORD, RedisServer
-from tests.memory.test_memory_cli_remote import upstash  # noqa: F401 (the fixture)
 from tests.memory.upstash_double import UpstashDouble
-from tests.support import clean_env, free_port
+from tests.support import free_port, run_inferguard
 
 pytestmark = pytest.mark.redis
-ROOT = Path(__file__).resolve().parents[2]
 TARGET = "http://vllm-a:8000/metrics"
 
 
 def run(state: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = clean_env() | {"INFERGUARD_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)} | env
-    return subprocess.run([sys.executable, "-m", "inferguard", *args], env=full, cwd=state.parent,
-                          capture_output=True, text=True, timeout=120)
+    return run_inferguard(state, *args, env=env)
 
 
 def ok(p: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -123,7 +118,7 @@ def test_with_redis_down_the_commands_say_so_in_one_line_and_change_nothing(tmp_
 
 
 def test_silences_through_upstash_redis_and_a_clear_line_when_it_is_down(
-        tmp_path: Path, upstash: UpstashDouble) -> None:  # noqa: F811 (the fixture imported above)
+        tmp_path: Path, upstash: UpstashDouble) -> None:
     env = {"UPSTASH_REDIS_REST_URL": upstash.url, "UPSTASH_REDIS_REST_TOKEN": upstash.token}
     sil = json.loads(ok(run(tmp_path / "one-host", "silence", "add", "--target", "*", "--code", "kv_pressure",
                             "--for", "30m", "--comment", "maintenance", env=env)).stdout)

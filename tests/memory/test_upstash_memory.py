@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,10 @@ from inferguard.memory.sqlite import SqliteStore
 from inferguard.memory.store import Memory
 from inferguard.memory.vector import VectorRecall
 from tests.memory.docs import KV, QUEUE, TTFT, story
-from tests.memory.redis_server import RedisServer
 from tests.memory.upstash_double import UpstashDouble
 
 pytestmark = pytest.mark.redis
 T0 = 990_000.0
-
-
-@pytest.fixture
-def upstash(redis_server: RedisServer) -> Iterator[UpstashDouble]:
-    with UpstashDouble(redis_server.port) as double:
-        yield double
 
 
 def memory(tmp_path: Path, url: str, logs: list[tuple[str, dict[str, Any]]], *, token: str = "test-token",
