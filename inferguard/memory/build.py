@@ -1,4 +1,8 @@
-"""Settings → the incident memory the daemon and the CLI use (moves into runtime/build.py with it)."""
+"""Memory settings → the incident memory: the embedded store, or a remote backend with it as the spool.
+
+Only :mod:`inferguard.runtime.build` calls this (tests/unit/test_architecture.py holds it): the daemon and
+every one-shot command open memory through it, so they all open the same thing the same way.
+"""
 
 from __future__ import annotations
 
