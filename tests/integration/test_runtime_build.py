@@ -160,3 +160,11 @@ async def test_every_cycle_tells_the_listeners_what_the_brain_did(engine: str,
     assert sink.brains, "no cycle status reached the listener"
     # The live view's brain lines (failures, proactive advisories) read exactly these keys.
     assert all({"failures", "last_error", "proactive"} <= set(b) for b in sink.brains), sink.brains[-1]
+
+
+async def test_the_daemon_sets_the_allocator_before_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without it RSS ratchets up with the biggest page ever freed (runtime/allocator.py; the hostile soak).
+    seen: list[str] = []
+    monkeypatch.setattr(build.allocator, "tame", lambda: seen.append("called") or "spied")
+    await run("http://127.0.0.1:9/metrics", 0.5)
+    assert seen == ["called"]
