@@ -1,12 +1,15 @@
 """`inferguard demo`: the simulator and the real watcher together, one incident from onset to resolution.
 
 No configuration and no network beyond loopback: a simulated vLLM V1 engine serves /metrics on a free
-port, the daemon watches it, and a script injects KV-cache pressure, then lets it recover.
+port, the daemon watches it, and a script injects KV-cache pressure, then lets it recover. Its incident
+memory is a throwaway embedded store: a synthetic incident never lands in the operator's own memory
+(Redis, Upstash or the state directory), where `recall` would offer it as a past incident.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 from typing import Any
 
@@ -72,7 +75,14 @@ class _Narrator:
 
 async def run_demo(*, fault_s: float = 25.0, healthy_s: float = 15.0, recovery_max_s: float = 35.0,
                    interval_s: float = 2.0, console: Console | None = None) -> list[dict[str, Any]]:
-    settings = Settings.load(env_file=None, brain={"gmi_api_key": None, "brain_mode": "local"})
+    with tempfile.TemporaryDirectory(prefix="inferguard-demo-") as state:
+        memory = {"state_dir": state, "memory_state": "sqlite", "memory_recall": "sqlite"}
+        settings = Settings.load(env_file=None, brain={"gmi_api_key": None, "brain_mode": "local"}, memory=memory)
+        return await _run(settings, fault_s, healthy_s, recovery_max_s, interval_s, console)
+
+
+async def _run(settings: Settings, fault_s: float, healthy_s: float, recovery_max_s: float, interval_s: float,
+               console: Console | None) -> list[dict[str, Any]]:
     started = time.monotonic()
     narrator = _Narrator(console, started)
     async with Simulator(dialect="vllm-v1", scenario="healthy", model="demo/llama-3-8b-instruct", seed=7) as sim:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from inferguard.demo import run_demo
 
 
-async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident() -> None:
+async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The operator's own memory, as watch would use it: the demo must leave nothing in it.
+    monkeypatch.setenv("INFERGUARD_STATE_DIR", str(tmp_path))
     out = io.StringIO()
     incidents = await run_demo(healthy_s=8, fault_s=22, recovery_max_s=40, interval_s=1.0,
                                console=Console(file=out, width=80))  # piped: not a terminal
@@ -30,3 +35,4 @@ async def test_demo_detects_diagnoses_and_resolves_one_synthetic_incident() -> N
     assert text.count("all anomalies cleared") == 1
     repeated = [line for line in text.splitlines() if "->critical" in line and line.count("->critical") > 1]
     assert repeated == []
+    assert list(tmp_path.iterdir()) == []  # a synthetic incident is never recalled as a past one
