@@ -63,7 +63,7 @@ class _Layer:
                 self._d = zlib.decompressobj(31)
             else:
                 data = b""
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # one part: no copy of up to a cap
 
     def finish(self) -> bytes:
         d = self._d
