@@ -21,6 +21,7 @@ from inferguard import __version__
 from inferguard.alerting_cli import actions_app, probe, replay_notify, silence_app
 from inferguard.cli_help import SETTING_DEFAULTS, ReadableGroup
 from inferguard.cli_memory import register as register_memory_commands
+from inferguard.cli_oneshot import load_settings
 from inferguard.config import MAX_DURATION_S, MAX_INTERVAL_S, MIN_INTERVAL_S, Settings, check_number
 from inferguard.errors import ConfigError, InferGuardError, OutputError
 from inferguard.exitcodes import EXIT_UNAVAILABLE, EXIT_USAGE, fail
@@ -83,10 +84,7 @@ def _number(name: str, value: float, low: float, high: float, low_inclusive: boo
 
 
 def _settings(*, warn: bool = True) -> Settings:
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        raise fail(exc) from None
+    settings = load_settings()
     if warn:  # the daemon logs these itself, as `settings.ignored` events
         for name, why in ineffective_settings():
             typer.echo(f"inferguard: warning: {name} is set but has no effect: {why}", err=True)
