@@ -32,8 +32,9 @@ class HttpScraper:
         self._clock = clock
         self._limit = anyio.CapacityLimiter(concurrency)
         # Inflating runs in a worker thread, one chunk at a time: zlib releases the GIL, so a bomb being
-        # inflated to the cap (tens of milliseconds) never holds the event loop, and one at a time bounds
-        # what inflating holds in memory together to a cap's worth per layer.
+        # inflated to the cap (tens of milliseconds) never holds the event loop, and only one chunk's
+        # layers (each at most the cap) are being inflated at any moment. What a page has inflated so far
+        # stays with its scrape, bounded by the cap like any body.
         self._inflate = anyio.CapacityLimiter(1)
         # trust_env=False: a monitor must not be silently rerouted by proxy variables.
         self._client = httpx.AsyncClient(
