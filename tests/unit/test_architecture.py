@@ -133,16 +133,13 @@ def test_only_build_constructs_the_parts() -> None:
 
 
 def opens_memory(path: Path) -> bool:
-    """Does the module import ``inferguard.memory.build`` (the settings → incident memory wiring), in any form?"""
-    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
-        if isinstance(node, ast.Import) and any(a.name.startswith("inferguard.memory.build") for a in node.names):
-            return True
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module.startswith("inferguard.memory.build"):
-                return True
-            if node.module == "inferguard.memory" and any(a.name == "build" for a in node.names):
-                return True
-    return False
+    """Does the module import ``inferguard.memory.build`` (the settings → incident memory wiring), in any
+    form? :func:`imports` resolves relative imports; ``from inferguard.memory import build`` names it."""
+    if any(m.startswith("inferguard.memory.build") for m in imports(path)):
+        return True
+    return any(isinstance(node, ast.ImportFrom) and node.module == "inferguard.memory" and not node.level
+               and any(a.name == "build" for a in node.names)
+               for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))))
 
 
 def test_only_build_opens_incident_memory() -> None:
@@ -157,6 +154,13 @@ def test_the_memory_checker_sees_each_form(tmp_path: Path) -> None:
                  "def f():\n    from inferguard.memory.build import open_local\n"):
         (tmp_path / "m.py").write_text(line, "utf-8")
         assert opens_memory(tmp_path / "m.py"), line
+    # Relative, from a module inside the package (imports() resolves it against the file's place).
+    inside = PKG / "cli_probe_for_architecture_test.py"
+    try:
+        inside.write_text("from .memory.build import open_memory\n", "utf-8")
+        assert opens_memory(inside)
+    finally:
+        inside.unlink()
     (tmp_path / "m.py").write_text("from inferguard.memory.store import Memory\n", "utf-8")
     assert not opens_memory(tmp_path / "m.py")
 
